@@ -1,0 +1,70 @@
+// Command aimachine deploys and verifies a GPU-passthrough LLM VM on Proxmox VE from the
+// infrastructure catalog.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// command is one verb of the CLI. Each verb lives in its own file and registers itself in init.
+type command struct {
+	name    string
+	summary string
+	// run gets the arguments after the verb.
+	run func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+var commands = map[string]command{}
+
+func register(c command) { commands[c.name] = c }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: testable.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "aimachine: unknown command %q (hint: run 'aimachine help' for the list)\n", args[0])
+		return 2
+	}
+	return c.run(ctx, args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "aimachine — stand up a GPU-passthrough LLM server on Proxmox VE from the infrastructure catalog")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: aimachine <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-18s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(w, "  %-18s %s\n", "help", "show this list")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'aimachine <command> -h' for a command's flags.")
+}
