@@ -1,0 +1,65 @@
+# aimachine — make targets. `make test` is what CI runs (.ci/run); `make demo` is the first thing to try.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# testcontainers on an offline machine (shared/reference/testing.md §18).
+export TESTCONTAINERS_RYUK_DISABLED := true
+export TESTCONTAINERS_HOST_OVERRIDE ?= 127.0.0.1
+export GOTOOLCHAIN ?= local
+export CGO_ENABLED ?= 0
+
+# Scenario selection for the simulator suite; keep in step with steps.DefaultTags.
+TAGS ?= @fake && ~@wip
+# Scenario order: -1 picks a random seed (printed in the summary), 0 keeps file order.
+RANDOM_SEED ?= -1
+REPORTS ?= reports
+CATALOG ?= infrastructure-catalog.yml
+
+.PHONY: help test vet unit bdd demo deploy-vm-llm-aimachine lint fmt build clean-docker
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
+
+test: vet ## vet + unit tests + the @fake scenarios (strict, random order) through go test
+	@mkdir -p $(REPORTS)
+	GODOG_TAGS='$(TAGS)' GODOG_RANDOM='$(RANDOM_SEED)' AIMACHINE_REPORTS='$(abspath $(REPORTS))' \
+		go test -count=1 -timeout 40m ./...
+
+vet: ## go vet every package
+	go vet ./...
+
+bdd: ## the same scenarios through the godog CLI (go tool godog), strict
+	@mkdir -p $(REPORTS)
+	go tool godog run --strict --no-colors -t '$(TAGS)' \
+		-f 'pretty,junit:$(REPORTS)/junit.xml,cucumber:$(REPORTS)/cucumber.json' features
+
+demo: ## deploy VM 140 against the embedded simulator, then verify it
+	@echo "make demo: not available yet — it lands with the scenarios issue (deploy against the simulator)." >&2
+	@exit 1
+
+deploy-vm-llm-aimachine: ## deploy VM 140 on the real Proxmox host: runs the @live scenarios in order
+	@if [ "$${CI:-}" = "true" ]; then echo "deploy-vm-llm-aimachine: refusing to touch a real Proxmox host from CI" >&2; exit 2; fi
+	@missing=""; \
+	[ -n "$${PROXMOX_VE_ENDPOINT:-}" ] || missing="$$missing PROXMOX_VE_ENDPOINT"; \
+	if [ -z "$${PROXMOX_VE_API_TOKEN:-}" ] && { [ -z "$${PROXMOX_VE_USERNAME:-}" ] || [ -z "$${PROXMOX_VE_PASSWORD:-}" ]; }; then \
+		missing="$$missing PROXMOX_VE_API_TOKEN(or PROXMOX_VE_USERNAME+PROXMOX_VE_PASSWORD)"; fi; \
+	if [ -n "$$missing" ]; then \
+		echo "deploy-vm-llm-aimachine: missing credentials:$$missing" >&2; \
+		echo "hint: export them (see README, 'Deploying to a real host'), e.g. PROXMOX_VE_ENDPOINT=https://pve.example:8006/" >&2; \
+		exit 2; fi
+	@mkdir -p $(REPORTS)
+	AIMACHINE_TARGET=live AIMACHINE_CATALOG='$(CATALOG)' go tool godog run --strict --no-colors --stop-on-failure \
+		-t '@live && ~@wip' -f 'pretty,junit:$(REPORTS)/junit.xml,cucumber:$(REPORTS)/cucumber.json' features
+
+lint: ## gofmt check + go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+
+fmt: ## gofmt every Go file
+	gofmt -w $$(git ls-files '*.go')
+
+build: ## build bin/aimachine and bin/pvesim
+	go build -o bin/ ./cmd/aimachine ./fakes/cmd/pvesim
+
+clean-docker: ## remove this project's leftover test containers (Ryuk is off)
+	docker ps -aq --filter label=aimachine.test=1 | xargs -r docker rm -f
