@@ -19,6 +19,8 @@ type Catalog struct {
 	Path string `yaml:"-"`
 	// positions maps a field path ("vms[0].network.ip") to its place in the file.
 	positions map[string]Position `yaml:"-"`
+	// missingEnabled are the sections (e.g. "vms[0].gpu") the file wrote without "enabled".
+	missingEnabled []string `yaml:"-"`
 }
 
 // NetworkDefaults describe how VM ids map to addresses.
@@ -55,16 +57,18 @@ type JumpHost struct {
 
 // VM is one virtual machine.
 type VM struct {
-	ID        int       `yaml:"id"`
-	Name      string    `yaml:"name"`
-	Node      string    `yaml:"node"`
-	Cores     int       `yaml:"cores"`
-	MemoryMB  int       `yaml:"memory_mb"`
-	Disk      Disk      `yaml:"disk"`
-	Image     Image     `yaml:"image"`
-	Machine   string    `yaml:"machine"` // q35 | i440fx (default q35)
-	BIOS      string    `yaml:"bios"`    // ovmf | seabios (default ovmf)
-	CPU       string    `yaml:"cpu"`     // default host (kvm64 hides AVX)
+	ID       int    `yaml:"id"`
+	Name     string `yaml:"name"`
+	Node     string `yaml:"node"`
+	Cores    int    `yaml:"cores"`
+	MemoryMB int    `yaml:"memory_mb"`
+	Disk     Disk   `yaml:"disk"`
+	Image    Image  `yaml:"image"`
+	// Machine is Proxmox's machine type, passed through verbatim: q35 (the default; PCIe
+	// passthrough needs it), pc (i440fx), or a pinned pc-q35-X.Y / pc-i440fx-X.Y.
+	Machine   string    `yaml:"machine"`
+	BIOS      string    `yaml:"bios"` // ovmf | seabios (default ovmf)
+	CPU       string    `yaml:"cpu"`  // default host (kvm64 hides AVX)
 	Network   VMNetwork `yaml:"network"`
 	GPU       *GPU      `yaml:"gpu,omitempty"`
 	CloudInit CloudInit `yaml:"cloud_init"`
@@ -135,6 +139,9 @@ type CloudInit struct {
 type SSHKey struct {
 	Key  string `yaml:"key,omitempty"`
 	File string `yaml:"file,omitempty"`
+
+	// dir is the directory of the catalog file: a relative File is read from there.
+	dir string
 }
 
 // Services are the LLM services the guest phase installs.
@@ -160,7 +167,9 @@ type VLLM struct {
 
 // Ollama is the Ollama server.
 type Ollama struct {
-	Enabled   bool     `yaml:"enabled"`
+	Enabled bool `yaml:"enabled"`
+	// Version pins the Ollama release (install.sh's OLLAMA_VERSION); empty = the latest.
+	Version   string   `yaml:"version,omitempty"`
 	Bind      []string `yaml:"bind,omitempty"` // default: the VM's IP
 	Port      int      `yaml:"port"`           // default 11434
 	ModelsDir string   `yaml:"models_dir"`     // default /opt/ollama/models

@@ -4,10 +4,10 @@ Feature: GPU-passthrough Ubuntu 24.04 VM for AI/LLM workloads (vm-llm-aimachine)
   CUDA, vLLM and Ollama
   So that the LLM server is reproducible, verifiable and safe to re-run.
 
-  These scenarios ARE the deployment. Tags:
-    @fake  runs against the simulated Proxmox host and guest (pvesim) — what CI runs;
-    @live  runs against the real host named by PROXMOX_VE_* (make deploy-vm-llm-aimachine);
-    @wip   steps not implemented yet — excluded from CI until the issue that implements them lands.
+  These scenarios ARE the deployment. Tags: "fake" runs against the simulated Proxmox host and
+  guest (pvesim), which is what CI runs; "live" runs against the real host named by PROXMOX_VE_*
+  (make deploy-vm-llm-aimachine); "wip" marks steps not implemented yet, excluded from CI until the
+  issue that implements them lands.
 
   Facts that override the original plan (shared/reference): the RTX 5060 Ti (Blackwell) needs the
   open kernel module; the noble cloud image + cloud-init drive replaces the live-server ISO;
@@ -105,7 +105,7 @@ Feature: GPU-passthrough Ubuntu 24.04 VM for AI/LLM workloads (vm-llm-aimachine)
   Scenario Outline: 7 GPU passthrough failure detection (NFR-23)
     The live variant uses a throwaway VM id and a PCI address the host does not have, so it never
     touches VM 140 or any VM this scenario did not create. A busy GPU needs a second VM holding the
-    card, which a live run must not create: that example is @fake only.
+    card, which a live run must not create: that example runs on the simulator only.
 
     Given a Proxmox host with GPU passthrough enabled
     And a VM "<vm>" is being provisioned with the GPU "<gpu>"
@@ -127,7 +127,7 @@ Feature: GPU-passthrough Ubuntu 24.04 VM for AI/LLM workloads (vm-llm-aimachine)
 
   @fake @wip
   Scenario: 8 NVIDIA driver installation failure handling (NFR-15)
-    @fake only: provoking a DKMS failure on a real host means breaking its kernel headers, which a
+    Simulator only: provoking a DKMS failure on a real host means breaking its kernel headers, which a
     deployment tool must never do to a machine it is meant to build. The simulator injects the
     failure and clears it again.
 
