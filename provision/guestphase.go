@@ -3,24 +3,317 @@ package provision
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/aimachine/aimachine/catalog"
 	"github.com/aimachine/aimachine/provision/guest"
+	"github.com/aimachine/aimachine/provision/internal/engine"
+	"github.com/aimachine/aimachine/provision/internal/tasks"
 )
 
 // GuestOptions tune the guest phase.
 type GuestOptions struct {
 	Reporter Reporter
-	// ReportDir is where a failed run writes its log bundle (reports/<vm>-<run>/).
+	// ReportDir is where a failed run writes its log bundle (ReportDir/<vm>-<run>/);
+	// default "reports".
 	ReportDir string
 	RunID     string
+	// Getenv reads the API key variable the catalog names (default os.Getenv).
+	Getenv func(string) string
+	// User is the SSH login (default the catalog's cloud-init user): commands that need root
+	// go through sudo unless it is root.
+	User string
+	// Waits (zero = defaults: apt lock 10m, service readiness 20m, reboot 10m, first poll 2s).
+	AptLockTimeout, ReadyTimeout, RebootTimeout, PollInterval time.Duration
 }
 
-// ErrGuestPhaseNotImplemented is returned until the guest phase lands.
+// ErrGuestPhaseNotImplemented is kept for callers written before the guest phase landed; the
+// guest phase never returns it.
 var ErrGuestPhaseNotImplemented = errors.New("guest phase not implemented yet")
 
+// ErrMissingAPIKey is returned when the catalog names an API key variable that is not set.
+var ErrMissingAPIKey = errors.New("API key environment variable not set")
+
+// guestParams turns the catalog VM into task parameters.
+func guestParams(vm *catalog.VM, o GuestOptions) (tasks.Params, error) {
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	user := o.User
+	if user == "" {
+		user = vm.CloudInit.User
+	}
+	if user == "" {
+		user = "ubuntu"
+	}
+	var keyErr error
+	p := tasks.Params{
+		VMName: vm.Name, User: user, IP: vm.IP(),
+		AptLockTimeout: o.AptLockTimeout, ReadyTimeout: o.ReadyTimeout, RebootTimeout: o.RebootTimeout, PollInterval: o.PollInterval,
+	}
+	if vm.GPUEnabled() {
+		e := vm.GPU.Expect
+		id := e.PCIID
+		if id == "" {
+			id = "10de:2d04"
+		}
+		p.GPU = &tasks.GPUParams{PCIID: strings.ToLower(id), Model: e.Model, MemoryMiB: e.MemoryMiB}
+	}
+	if vm.VLLMEnabled() {
+		v := vm.Services.VLLM
+		vp := &tasks.VLLMParams{Version: v.Version, Model: v.Model, Binds: v.Bind, Port: v.Port,
+			GPUMemoryUtilization: v.GPUMemoryUtilization, MaxModelLen: v.MaxModelLen}
+		if vp.Version == "" {
+			vp.Version = DefaultVLLMVersion
+		}
+		if vp.Port == 0 {
+			vp.Port = catalog.DefaultVLLMPort
+		}
+		if vp.GPUMemoryUtilization == 0 {
+			vp.GPUMemoryUtilization = catalog.DefaultGPUMemoryUtilization
+		}
+		if len(vp.Binds) == 0 {
+			vp.Binds = []string{vm.IP(), "127.0.0.1"}
+		}
+		p.VLLM = vp
+		if v.APIKeyEnv != "" {
+			vp.APIKey = getenv(v.APIKeyEnv)
+			if vp.APIKey == "" {
+				keyErr = fmt.Errorf("%w: services.vllm.api_key_env names %s, which is empty (hint: export %s=<key> before running aimachine; the key is written to the VM's /etc/vllm/vllm.env, mode 0600, and never printed)", ErrMissingAPIKey, v.APIKeyEnv, v.APIKeyEnv)
+			}
+		}
+	}
+	if vm.OllamaEnabled() {
+		o := vm.Services.Ollama
+		op := &tasks.OllamaParams{Version: o.Version, Binds: o.Bind, Port: o.Port, ModelsDir: o.ModelsDir}
+		if op.Port == 0 {
+			op.Port = catalog.DefaultOllamaPort
+		}
+		if op.ModelsDir == "" {
+			op.ModelsDir = catalog.DefaultOllamaModelsDir
+		}
+		if len(op.Binds) == 0 && vm.IP() != "" {
+			op.Binds = []string{vm.IP()}
+		}
+		p.Ollama = op
+	}
+	return p, keyErr
+}
+
+// DefaultVLLMVersion is installed when the catalog pins none: 0.9.2 ships cu128 wheels
+// (sm_120) on PyPI and is the last release reported to run on the RTX 50xx before the
+// 0.10.0 regression (guest.md §7.1).
+const DefaultVLLMVersion = "0.9.2"
+
+// transcript collects a run's commands for the log bundle.
+type transcript struct {
+	mu      sync.Mutex
+	entries []guest.Entry
+}
+
+func (t *transcript) add(e guest.Entry) {
+	t.mu.Lock()
+	t.entries = append(t.entries, e)
+	t.mu.Unlock()
+}
+
+func (t *transcript) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var b strings.Builder
+	for _, e := range t.entries {
+		fmt.Fprintf(&b, "=== %s  exit %d  (%s)\n$ %s\n", e.Time.Format(time.RFC3339), e.ExitCode, e.Duration.Round(time.Millisecond), e.Cmd)
+		if e.Stdout != "" {
+			fmt.Fprintf(&b, "--- stdout (tail)\n%s\n", e.Stdout)
+		}
+		if e.Stderr != "" {
+			fmt.Fprintf(&b, "--- stderr (tail)\n%s\n", e.Stderr)
+		}
+		if e.Err != "" {
+			fmt.Fprintf(&b, "--- error\n%s\n", e.Err)
+		}
+	}
+	return b.String()
+}
+
 // RunGuestPhase turns a reachable Ubuntu 24.04 machine into the catalog VM's LLM server:
-// open NVIDIA driver, CUDA, GPU proof, vLLM, Ollama. Idempotent.
+// open NVIDIA driver, CUDA, GPU proof, vLLM, Ollama. Idempotent: on a converged machine it
+// reports 0 changed after one batched facts command. It stops at the first failed task with
+// a *TaskError (the VM is left as it is, reachable) and writes a log bundle.
 func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *catalog.VM, opts GuestOptions) (Summary, error) {
-	return Summary{}, ErrGuestPhaseNotImplemented
+	var sum Summary
+	rep := opts.Reporter
+	if rep == nil {
+		rep = Discard
+	}
+	p, err := guestParams(vm, opts)
+	if err != nil {
+		return sum, &TaskError{Phase: "guest", Task: "read the vLLM API key", Err: err}
+	}
+	var tr transcript
+	secrets := []string{}
+	if p.VLLM != nil && p.VLLM.APIKey != "" {
+		secrets = append(secrets, p.VLLM.APIKey)
+	}
+	rr := guest.WithTranscript(r, tr.add, secrets...)
+	p.Progress = func(task, msg string) {
+		rep.Report(Event{Phase: "guest", Task: task, Message: guest.RedactAll(msg, secrets)})
+	}
+	h := tasks.NewHost(rr, p)
+	_, err = engine.Run(ctx, h.Tasks(), engine.Options{
+		Report: func(e engine.Event) {
+			ev := Event{Phase: "guest", Task: e.Task, Status: Status(e.Status), Message: guest.RedactAll(e.Message, secrets), Elapsed: e.Elapsed}
+			if e.Status != "" {
+				sum.Add(ev)
+			}
+			rep.Report(ev)
+		},
+		Invalidate: h.Invalidate,
+		Retryable:  func(err error) bool { return errors.Is(err, guest.ErrConnectionLost) },
+		Recover: func(ctx context.Context) error {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+			defer cancel()
+			return rr.Reconnect(rctx)
+		},
+	})
+	if err == nil {
+		if opts.ReportDir != "" {
+			writeBundle(opts, vm.Name, tr.String(), "")
+		}
+		return sum, nil
+	}
+	te := &TaskError{Phase: "guest", Err: err}
+	var f *engine.Failure
+	if errors.As(err, &f) {
+		te.Task, te.Err, te.Hint, te.Log = f.Task, f.Err, f.Hint, guest.RedactAll(f.Log, secrets)
+	}
+	failure := fmt.Sprintf("task: %s\nerror: %v\nhint: %s\n\n%s\n", te.Task, te.Err, te.Hint, te.Log)
+	if dir, werr := writeBundle(opts, vm.Name, tr.String(), guest.RedactAll(failure, secrets)); werr == nil {
+		if te.Hint != "" {
+			te.Hint += "; "
+		}
+		te.Hint += "the VM stays up for debugging; log bundle in " + dir
+	}
+	return sum, te
+}
+
+// writeBundle writes reports/<vm>-<run>/transcript.log (and failure.txt).
+func writeBundle(o GuestOptions, vm, transcript, failure string) (string, error) {
+	base := o.ReportDir
+	if base == "" {
+		base = "reports"
+	}
+	run := o.RunID
+	if run == "" {
+		run = time.Now().UTC().Format("20060102T150405Z")
+	}
+	dir := filepath.Join(base, vm+"-"+run)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "transcript.log"), []byte(transcript), 0o600); err != nil {
+		return "", err
+	}
+	if failure != "" {
+		if err := os.WriteFile(filepath.Join(dir, "failure.txt"), []byte(failure), 0o600); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// VerifyCheck is one named proof with its evidence.
+type VerifyCheck struct {
+	Name     string
+	Pass     bool
+	Evidence string
+}
+
+// VerifyReport is the result of VerifyGuest: every check, pass or fail.
+type VerifyReport struct {
+	VM     string
+	Checks []VerifyCheck
+	// Sessions is how many SSH exec sessions the verification used.
+	Sessions int
+}
+
+// OK reports whether every check passed (and there was at least one).
+func (r VerifyReport) OK() bool {
+	if len(r.Checks) == 0 {
+		return false
+	}
+	for _, c := range r.Checks {
+		if !c.Pass {
+			return false
+		}
+	}
+	return true
+}
+
+// Failed lists the failed checks.
+func (r VerifyReport) Failed() []VerifyCheck {
+	var out []VerifyCheck
+	for _, c := range r.Checks {
+		if !c.Pass {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Check returns the check with that name.
+func (r VerifyReport) Check(name string) (VerifyCheck, bool) {
+	for _, c := range r.Checks {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return VerifyCheck{}, false
+}
+
+// VerifyGuest proves the GPU stack and the services with read-only commands (zero changes):
+// lspci, nvidia-smi model / memory / driver, open module, dmesg, nvcc, a CUDA sample, vLLM
+// /health and /v1/models, Ollama --version / list / service / CUDA log line.
+func VerifyGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts GuestOptions) (VerifyReport, error) {
+	rep := VerifyReport{VM: vm.Name}
+	p, err := guestParams(vm, opts)
+	if err != nil && !errors.Is(err, ErrMissingAPIKey) {
+		return rep, err
+	}
+	secrets := []string{}
+	if p.VLLM != nil && p.VLLM.APIKey != "" {
+		secrets = append(secrets, p.VLLM.APIKey)
+	}
+	rr := guest.WithTranscript(r, func(guest.Entry) {}, secrets...)
+	before := r.Stats().Sessions
+	h := tasks.NewHost(rr, p)
+	checks, err := h.Verify(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, c := range checks {
+		rep.Checks = append(rep.Checks, VerifyCheck{Name: c.Name, Pass: c.Pass, Evidence: guest.RedactAll(c.Evidence, secrets)})
+	}
+	rep.Sessions = r.Stats().Sessions - before
+	if opts.Reporter != nil {
+		for _, c := range rep.Checks {
+			st := StatusOK
+			if !c.Pass {
+				st = StatusFailed
+			}
+			opts.Reporter.Report(Event{Phase: "verify", Task: c.Name, Status: st, Message: firstLine(c.Evidence)})
+		}
+	}
+	return rep, nil
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
 }

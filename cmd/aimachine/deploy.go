@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aimachine/aimachine/catalog"
+	"github.com/aimachine/aimachine/provision"
+)
+
+// getenv is os.Getenv; tests replace it.
+var getenv = os.Getenv
+
+// Environment defaults of the SSH flags (the simulator's env file sets them).
+const (
+	envSSHKey     = "AIMACHINE_SSH_KEY"
+	envKnownHosts = "AIMACHINE_KNOWN_HOSTS"
+	envJumpHost   = "AIMACHINE_JUMP_HOST"
+)
+
+func init() {
+	register(command{
+		name:    "deploy",
+		summary: "create or converge a catalog VM on Proxmox VE and set up its LLM services",
+		run:     runDeploy,
+	})
+}
+
+// infraFlags are the flags plan, deploy and destroy share.
+type infraFlags struct {
+	vm       string
+	catalog  string
+	insecure bool
+	verbose  bool
+}
+
+func (f *infraFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.vm, "vm", "", "the catalog VM `NAME` (or id)")
+	fs.StringVar(&f.catalog, "catalog", defaultCatalog, "the infrastructure catalog `FILE`")
+	fs.BoolVar(&f.insecure, "insecure", false, "skip TLS verification of the Proxmox API (lab only)")
+	fs.BoolVar(&f.verbose, "v", false, "debug logs on stderr")
+}
+
+// parseFlags parses args; ok false means exit with code.
+func parseFlags(fs *flag.FlagSet, args []string, f *infraFlags, stderr io.Writer) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		return 2, false
+	}
+	if f.vm == "" {
+		fmt.Fprintf(stderr, "%s: --vm NAME is required (hint: aimachine catalog validate lists the VMs)\n", fs.Name())
+		return 2, false
+	}
+	return 0, true
+}
+
+// connect loads the catalog and connects to the API named by the environment.
+func connect(ctx context.Context, f *infraFlags, stderr io.Writer) (*catalog.Catalog, *provision.Client, *slog.Logger, error) {
+	logger := slog.New(slog.DiscardHandler)
+	if f.verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	cat, err := catalog.LoadValid(f.catalog)
+	if err != nil {
+		return nil, nil, logger, err
+	}
+	o, err := provision.ConnOptionsFromEnv(getenv)
+	if err != nil {
+		return cat, nil, logger, err
+	}
+	if f.insecure {
+		o.Insecure = true
+	}
+	o.Logger = logger
+	c, err := provision.Connect(ctx, o)
+	return cat, c, logger, err
+}
+
+// renderer prints progress as ✓ / ✗ / ↷ lines on stderr.
+type renderer struct {
+	mu      sync.Mutex
+	w       io.Writer
+	verbose bool
+}
+
+func (r *renderer) Report(e provision.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	msg := ""
+	if e.Message != "" {
+		msg = ": " + e.Message
+	}
+	took := ""
+	if e.Elapsed >= time.Second {
+		took = fmt.Sprintf(" (%s)", e.Elapsed.Round(100*time.Millisecond))
+	}
+	switch e.Status {
+	case provision.StatusOK:
+		fmt.Fprintf(r.w, "✓ %s%s%s\n", e.Task, msg, took)
+	case provision.StatusChanged:
+		fmt.Fprintf(r.w, "✓ %s [changed]%s%s\n", e.Task, msg, took)
+	case provision.StatusFailed:
+		// The error itself is printed once, with its hint and log tail, when the command ends.
+		fmt.Fprintf(r.w, "✗ %s\n", e.Task)
+	case provision.StatusSkipped:
+		fmt.Fprintf(r.w, "↷ %s%s\n", e.Task, msg)
+	default:
+		if e.Message != "" {
+			fmt.Fprintf(r.w, "  … %s%s\n", e.Task, msg)
+		} else if r.verbose {
+			fmt.Fprintf(r.w, "  … %s\n", e.Task)
+		}
+	}
+}
+
+// printErr prints a failure with its log tail.
+func printErr(w io.Writer, err error) {
+	fmt.Fprintf(w, "✗ %v\n", err)
+	var te *provision.TaskError
+	if errors.As(err, &te) && te.Log != "" {
+		fmt.Fprintln(w, "  log tail:")
+		for _, l := range strings.Split(te.Log, "\n") {
+			fmt.Fprintln(w, "    "+l)
+		}
+	}
+}
+
+func summaryLine(s provision.Summary) string {
+	line := fmt.Sprintf("%d changed, %d unchanged", s.Changed, s.OK)
+	if s.Failed > 0 {
+		line += fmt.Sprintf(", %d failed", s.Failed)
+	}
+	return line
+}
+
+func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("aimachine deploy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f infraFlags
+	f.register(fs)
+	keep := fs.Bool("keep-on-failure", false, "keep a VM this run created when a later step fails (default: roll it back)")
+	knownHosts := fs.String("known-hosts", firstSet(getenv(envKnownHosts), provision.DefaultKnownHostsFile()), "pinned SSH host keys `FILE`")
+	sshKey := fs.String("ssh-key", getenv(envSSHKey), "SSH private key `FILE` (default: ssh-agent)")
+	jump := fs.String("jump", getenv(envJumpHost), "SSH jump host `USER@HOST:PORT` (default: the catalog's jump_host)")
+	replace := fs.Bool("replace-host-key", false, "replace a pinned guest host key that differs (the VM was re-created)")
+	infraOnly := fs.Bool("infra-only", false, "stop once the VM runs and its host key is pinned (no SSH, no guest phase)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: aimachine deploy --vm NAME [--catalog FILE] [--keep-on-failure] [--insecure] [--known-hosts FILE] [--ssh-key FILE] [--jump USER@HOST:PORT] [-v]")
+		fmt.Fprintln(fs.Output(), "Converges the VM: preflight, create or minimal change, start, cloud-init, SSH, guest phase. Proxmox access comes from PROXMOX_VE_*.")
+		fs.PrintDefaults()
+	}
+	if code, ok := parseFlags(fs, args, &f, stderr); !ok {
+		return code
+	}
+	cat, c, _, err := connect(ctx, &f, stderr)
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	rep := &renderer{w: stderr, verbose: f.verbose}
+	res, err := c.Deploy(ctx, cat, f.vm, provision.DeployOptions{
+		Reporter: rep, KeepOnFailure: *keep, InfraOnly: *infraOnly,
+		SSH: provision.SSHOptions{KnownHostsFile: *knownHosts, KeyFile: *sshKey, Jump: *jump, ReplaceHostKey: *replace},
+	})
+	if res != nil && res.Runner != nil {
+		_ = res.Runner.Close()
+	}
+	if err != nil {
+		printErr(stderr, err)
+		if res != nil {
+			fmt.Fprintln(stderr, summaryLine(res.Summary))
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "VM %d %s on node %s: %s (run %s)\n", res.VMID, res.Name, res.Node, res.IP, res.RunID)
+	fmt.Fprintln(stderr, summaryLine(res.Summary))
+	return 0
+}
+
+func firstSet(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/aimachine/aimachine/provision"
+)
+
+func init() {
+	register(command{
+		name:    "destroy",
+		summary: "stop and delete a catalog VM this tool manages (needs --yes)",
+		run:     runDestroy,
+	})
+}
+
+func runDestroy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("aimachine destroy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f infraFlags
+	f.register(fs)
+	yes := fs.Bool("yes", false, "really delete the VM and its disks")
+	knownHosts := fs.String("known-hosts", firstSet(getenv(envKnownHosts), provision.DefaultKnownHostsFile()), "pinned SSH host keys `FILE` (the VM's line is removed)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: aimachine destroy --vm NAME --yes [--catalog FILE] [--insecure] [-v]")
+		fmt.Fprintln(fs.Output(), "Stops and deletes the VM with its disks, only if it carries the 'aimachine' tag.")
+		fs.PrintDefaults()
+	}
+	if code, ok := parseFlags(fs, args, &f, stderr); !ok {
+		return code
+	}
+	if !*yes {
+		fmt.Fprintf(stderr, "aimachine destroy: deleting VM %q and its disks needs --yes\n", f.vm)
+		return 2
+	}
+	cat, c, _, err := connect(ctx, &f, stderr)
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	res, err := c.Destroy(ctx, cat, f.vm, provision.DestroyOptions{Reporter: &renderer{w: stderr, verbose: f.verbose}, KnownHostsFile: *knownHosts})
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	if res.Deleted {
+		fmt.Fprintf(stdout, "VM %d deleted from node %s\n", res.VMID, res.Node)
+	} else {
+		fmt.Fprintf(stdout, "VM %d does not exist: nothing to delete\n", res.VMID)
+	}
+	fmt.Fprintln(stderr, summaryLine(res.Summary))
+	return 0
+}

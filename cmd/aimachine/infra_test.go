@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	fakepve "github.com/aimachine/aimachine/fakes/pve"
+)
+
+const testCatalog = "../../provision/testdata/catalog.yml"
+
+// fakeHost starts the fake Proxmox API with built-in guests and points the CLI's
+// environment at it (root@pam password and the token; the password login wins).
+func fakeHost(t *testing.T, extra map[string]string) *fakepve.Server {
+	t.Helper()
+	srv := fakepve.New(fakepve.WithAuthDelay(0), fakepve.WithTimeScale(0), fakepve.WithGuestFactory(fakepve.NewStaticGuestFactory()))
+	ts := srv.StartTLS()
+	t.Cleanup(ts.Close)
+	env := map[string]string{
+		"PROXMOX_VE_ENDPOINT":    ts.URL + "/",
+		"PROXMOX_VE_API_TOKEN":   fakepve.DefaultTokenID + "=" + fakepve.DefaultTokenSecret,
+		"PROXMOX_VE_USERNAME":    "root@pam",
+		"PROXMOX_VE_PASSWORD":    fakepve.DefaultRootPassword,
+		"PROXMOX_VE_FINGERPRINT": srv.Fingerprint(),
+		"AIMACHINE_KNOWN_HOSTS":  filepath.Join(t.TempDir(), "known_hosts"),
+	}
+	for k, v := range extra {
+		if v == "" {
+			delete(env, k)
+		} else {
+			env[k] = v
+		}
+	}
+	old := getenv
+	getenv = func(k string) string { return env[k] }
+	t.Cleanup(func() { getenv = old })
+	return srv
+}
+
+func runInfraCLI(args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestDeployPlanDestroyCLI(t *testing.T) {
+	srv := fakeHost(t, nil)
+	code, out, errOut := runInfraCLI("plan", "--vm", "vm-llm-aimachine", "--catalog", testCatalog)
+	if code != 0 || !strings.Contains(out, "create") || !strings.Contains(out, "2 to change") {
+		t.Fatalf("plan: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+
+	code, out, errOut = runInfraCLI("deploy", "--vm", "vm-llm-aimachine", "--catalog", testCatalog, "--infra-only")
+	if code != 0 {
+		t.Fatalf("deploy: exit %d\n%s", code, errOut)
+	}
+	for _, want := range []string{"✓ preflight", "✓ create VM 140 [changed]", "✓ start VM 140 [changed]", "✓ pin SSH host key [changed]", "changed, "} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("deploy stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if !strings.Contains(out, "192.168.0.140") {
+		t.Errorf("deploy stdout = %q", out)
+	}
+
+	before := srv.Stats().Mutating
+	code, _, errOut = runInfraCLI("deploy", "--vm", "vm-llm-aimachine", "--catalog", testCatalog, "--infra-only")
+	if code != 0 || !strings.Contains(errOut, "0 changed, ") {
+		t.Fatalf("second deploy: exit %d\n%s", code, errOut)
+	}
+	if d := srv.Stats().Mutating - before; d != 0 {
+		t.Fatalf("second deploy made %d mutating calls", d)
+	}
+	code, out, _ = runInfraCLI("plan", "--vm", "vm-llm-aimachine", "--catalog", testCatalog)
+	if code != 0 || !strings.Contains(out, "none") || !strings.Contains(out, "0 to change") {
+		t.Fatalf("plan after deploy: exit %d\n%s", code, out)
+	}
+
+	if code, _, errOut = runInfraCLI("destroy", "--vm", "vm-llm-aimachine", "--catalog", testCatalog); code != 2 || !strings.Contains(errOut, "--yes") {
+		t.Fatalf("destroy without --yes: exit %d %s", code, errOut)
+	}
+	code, out, errOut = runInfraCLI("destroy", "--vm", "vm-llm-aimachine", "--catalog", testCatalog, "--yes")
+	if code != 0 || !strings.Contains(out, "VM 140 deleted") {
+		t.Fatalf("destroy: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+func TestDeployFailureExits1WithHint(t *testing.T) {
+	srv := fakeHost(t, nil)
+	if err := srv.SetIOMMU("pve", false); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runInfraCLI("deploy", "--vm", "vm-llm-aimachine", "--catalog", testCatalog, "--infra-only")
+	if code != 1 || !strings.Contains(errOut, "✗ ") || !strings.Contains(errOut, "hint: enable the IOMMU") {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+}
+
+func TestMissingEnvironmentIsNamed(t *testing.T) {
+	fakeHost(t, map[string]string{"PROXMOX_VE_ENDPOINT": "", "PROXMOX_VE_API_TOKEN": "", "PROXMOX_VE_USERNAME": "", "PROXMOX_VE_PASSWORD": ""})
+	code, _, errOut := runInfraCLI("plan", "--vm", "vm-llm-aimachine", "--catalog", testCatalog)
+	if code != 1 || !strings.Contains(errOut, "missing environment: PROXMOX_VE_ENDPOINT, PROXMOX_VE_API_TOKEN") {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+}
+
+func TestSimulatorModeRefusesARealEndpoint(t *testing.T) {
+	fakeHost(t, map[string]string{"AIMACHINE_SIMULATOR": "1", "PROXMOX_VE_ENDPOINT": "https://192.168.0.10:8006/"})
+	code, _, errOut := runInfraCLI("plan", "--vm", "vm-llm-aimachine", "--catalog", testCatalog)
+	if code != 1 || !strings.Contains(errOut, "not a loopback address") {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+}
+
+func TestVerboseOutputHasNoSecrets(t *testing.T) {
+	fakeHost(t, nil)
+	_, out1, err1 := runInfraCLI("deploy", "--vm", "vm-llm-aimachine", "--catalog", testCatalog, "--infra-only", "-v")
+	fakeHost(t, map[string]string{"PROXMOX_VE_USERNAME": "", "PROXMOX_VE_PASSWORD": ""}) // token: raw hostpci refused
+	_, out2, err2 := runInfraCLI("deploy", "--vm", "vm-llm-aimachine", "--catalog", testCatalog, "--infra-only", "-v")
+	all := out1 + err1 + out2 + err2
+	if !strings.Contains(all, "level=DEBUG") || !strings.Contains(err2, "root@pam") {
+		t.Fatalf("the runs did not produce the expected logs and errors:\n%s", all)
+	}
+	for _, s := range []string{fakepve.DefaultTokenSecret, fakepve.DefaultRootPassword} {
+		if strings.Contains(all, s) {
+			t.Fatalf("secret %q printed", s)
+		}
+	}
+}
+
+var _ = os.Getenv

@@ -1,0 +1,322 @@
+package guest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// vLLM: `vllm serve` as a systemd daemon or in the foreground (guest.md §7).
+
+func init() {
+	programs["vllm"] = progVLLM
+	daemons["vllm"] = daemonVLLM
+}
+
+type vllmConfig struct {
+	model    string
+	served   string
+	host     string
+	port     int
+	apiKey   string
+	util     float64
+	maxLen   int
+	download string
+	version  string
+	venv     string
+}
+
+func parseVLLMArgs(argv []string, env map[string]string) (vllmConfig, string) {
+	c := vllmConfig{host: "0.0.0.0", port: 8000, util: 0.9, apiKey: env["VLLM_API_KEY"]}
+	args := argv[1:]
+	if len(args) > 0 && args[0] == "serve" {
+		args = args[1:]
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		k, v, hasV := strings.Cut(a, "=")
+		next := func() string {
+			if hasV {
+				return v
+			}
+			if i+1 < len(args) {
+				i++
+				return args[i]
+			}
+			return ""
+		}
+		switch k {
+		case "--model":
+			c.model = next()
+		case "--host":
+			c.host = next()
+		case "--port":
+			n, err := strconv.Atoi(next())
+			if err != nil {
+				return c, "argument --port: invalid int value"
+			}
+			c.port = n
+		case "--api-key":
+			c.apiKey = next()
+		case "--gpu-memory-utilization":
+			f, err := strconv.ParseFloat(next(), 64)
+			if err != nil {
+				return c, "argument --gpu-memory-utilization: invalid float value"
+			}
+			c.util = f
+		case "--max-model-len":
+			n, err := strconv.Atoi(strings.TrimSuffix(strings.ToLower(next()), "k"))
+			if err != nil {
+				return c, "argument --max-model-len: invalid value"
+			}
+			if strings.HasSuffix(strings.ToLower(a), "k") {
+				n *= 1024
+			}
+			c.maxLen = n
+		case "--served-model-name":
+			c.served = next()
+		case "--download-dir":
+			c.download = next()
+		case "--dtype", "--quantization", "--tensor-parallel-size", "--max-num-seqs", "--kv-cache-dtype", "--uvicorn-log-level", "--trust-remote-code", "--enforce-eager", "--disable-log-requests", "--enable-prefix-caching", "--generation-config":
+			if !strings.HasPrefix(k, "--enforce") && !strings.HasPrefix(k, "--trust") && !strings.HasPrefix(k, "--disable") && !strings.HasPrefix(k, "--enable") {
+				next()
+			}
+		default:
+			if !strings.HasPrefix(a, "-") && c.model == "" {
+				c.model = a
+			}
+		}
+	}
+	if c.model == "" {
+		c.model = "Qwen/Qwen3-0.6B"
+	}
+	if c.served == "" {
+		c.served = c.model
+	}
+	return c, ""
+}
+
+// modelFacts estimates a model's weights (GiB), KV cache per token (GiB) and default max length.
+func modelFacts(model string) (weights, kvPerToken float64, maxLen int) {
+	params := 7.6
+	if m := regexp.MustCompile(`(?i)(\d+(?:\.\d+)?)b\b`).FindStringSubmatch(model); m != nil {
+		params, _ = strconv.ParseFloat(m[1], 64)
+	} else if m := regexp.MustCompile(`(?i)(\d+(?:\.\d+)?)m\b`).FindStringSubmatch(model); m != nil {
+		f, _ := strconv.ParseFloat(m[1], 64)
+		params = f / 1000
+	}
+	bpp := 2.0
+	lower := strings.ToLower(model)
+	switch {
+	case strings.Contains(lower, "awq") || strings.Contains(lower, "gptq") || strings.Contains(lower, "int4") || strings.Contains(lower, "4bit"):
+		bpp = 0.56
+	case strings.Contains(lower, "fp8") || strings.Contains(lower, "int8"):
+		bpp = 1.05
+	}
+	weights = params * 1e9 * bpp / (1 << 30)
+	maxLen = 32768
+	kvPerToken = 0.00000703 * params
+	if strings.Contains(lower, "llama") {
+		kvPerToken = 0.0000153 * params
+		maxLen = 131072
+	}
+	if strings.Contains(lower, "qwen3") {
+		maxLen = 40960
+	}
+	return
+}
+
+func vllmVersion(g *Guest, exe string) (string, string) {
+	venv := path.Dir(path.Dir(exe))
+	return g.installedPy(venv)["vllm"], venv
+}
+
+// progVLLM is the CLI: --version, or serve in the foreground (logs to stdout).
+func progVLLM(p *proc) int {
+	ver, _ := vllmVersion(p.g, p.path)
+	if len(p.args) > 1 && (p.args[1] == "--version" || p.args[1] == "-v") {
+		p.printf("%s\n", ver)
+		return 0
+	}
+	if len(p.args) < 2 || p.args[1] != "serve" {
+		p.printf("usage: vllm [-h] [-v] {chat,complete,serve,bench,collect-env,run-batch} ...\n")
+		return 2
+	}
+	w := p.stdout
+	sv := &service{u: &unit{name: "foreground"}, pid: p.g.sys.pid()}
+	return runVLLM(p.ctx, p.g.sys, sv, append([]string{p.path}, p.args[1:]...), p.env, p.user, func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) })
+}
+
+func daemonVLLM(ctx context.Context, s *system, sv *service, argv []string, env map[string]string, u *user) int {
+	logf := func(format string, a ...any) {
+		s.logUnit(sv.u.name, "%s[%d]: %s", path.Base(argv[0]), sv.pid, fmt.Sprintf(format, a...))
+	}
+	return runVLLM(ctx, s, sv, argv, env, u, logf)
+}
+
+func runVLLM(ctx context.Context, s *system, sv *service, argv []string, env map[string]string, u *user, logf func(string, ...any)) int {
+	g := s.g
+	ver, venv := vllmVersion(g, argv[0])
+	c, bad := parseVLLMArgs(argv, env)
+	if bad != "" {
+		logf("vllm serve: error: %s", bad)
+		return 2
+	}
+	c.version, c.venv = ver, venv
+	now := func() string { return time.Now().UTC().Format("01-02 15:04:05") }
+	api := fmt.Sprintf("(APIServer pid=%d)", sv.pid)
+	logf("%s INFO %s [api_server.py:1896] vLLM API server version %s", api, now(), ver)
+	logf("%s INFO %s [utils.py:233] non-default args: {'model_tag': '%s', 'host': '%s', 'port': %d, 'model': '%s', 'gpu_memory_utilization': %g}", api, now(), c.model, c.host, c.port, c.model, c.util)
+	fail := func(lines ...string) int {
+		for _, l := range lines {
+			logf("%s", l)
+		}
+		return 1
+	}
+	// caches and downloads must be writable by the service user
+	home := env["HF_HOME"]
+	if home == "" {
+		home = u.Home + "/.cache/huggingface"
+	}
+	dl := c.download
+	if dl == "" {
+		dl = home + "/hub"
+	}
+	pr := &proc{g: g, ctx: ctx, user: u, env: env, dir: "/"}
+	if err := pr.mkdir(dl, 0o755, true); err != nil {
+		return fail(fmt.Sprintf("%s ERROR %s [api_server.py:1480] PermissionError: [Errno 13] Permission denied: '%s'", api, now(), dl))
+	}
+	_, cu := torchFor(ver)
+	if ok, reason := s.cudaInit(); !ok {
+		return fail("RuntimeError: Failed to infer device type", fmt.Sprintf("(torch: %s)", reason))
+	}
+	if cu == "cu124" {
+		return fail(fmt.Sprintf("%s ERROR %s [core.py:708] EngineCore failed to start.", api, now()),
+			"RuntimeError: CUDA error: no kernel image is available for execution on the device",
+			"CUDA kernel errors might be asynchronously reported at some other API call, so the stacktrace below might be incorrect.")
+	}
+	gpu := s.nvidiaGPU()
+	modelDir := dl + "/models--" + strings.ReplaceAll(c.model, "/", "--")
+	first := !g.fs.exists(modelDir)
+	if first {
+		logf("%s INFO %s [weight_utils.py:413] Downloading weights from HF hub for %s", api, now(), c.model)
+		if g.sleep(ctx, 120*time.Second) != nil {
+			return 0
+		}
+		if err := pr.mkdir(modelDir+"/snapshots", 0o755, true); err != nil {
+			return fail(fmt.Sprintf("PermissionError: [Errno 13] Permission denied: '%s'", modelDir))
+		}
+	}
+	weights, kvTok, defLen := modelFacts(c.model)
+	if c.maxLen == 0 {
+		c.maxLen = defLen
+	}
+	totalGiB := float64(gpu.memMiB) / 1024 * 0.972 // what torch sees (15.48 GiB of 16311 MiB)
+	usedMiB, _ := s.gpuMemUsed()
+	freeGiB := totalGiB - float64(usedMiB)/1024
+	want := c.util * totalGiB
+	logf("%s INFO %s [gpu_model_runner.py:2602] Starting to load model %s...", api, now(), c.model)
+	if g.sleep(ctx, 30*time.Second) != nil {
+		return 0
+	}
+	if freeGiB < want {
+		return fail(fmt.Sprintf("ValueError: Free memory on device cuda:0 (%.2f/%.2f GiB) on startup is less than desired GPU memory utilization (%g, %.2f GiB). Decrease GPU memory utilization or reduce GPU memory used by other processes.", freeGiB, totalGiB, c.util, want),
+			"RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}")
+	}
+	if s.g.f.fault(FaultVLLMOOM, g.id.VMID, nil) != nil || weights > want-0.3 {
+		return fail(fmt.Sprintf("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.02 GiB. GPU 0 has a total capacity of %.2f GiB of which 212.06 MiB is free. Including non-PyTorch memory, this process has %.2f GiB memory in use.", totalGiB, math.Min(totalGiB-0.2, want)),
+			"RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}")
+	}
+	if !g.fs.exists("/usr/bin/gcc") && !g.fs.exists("/usr/bin/cc") {
+		return fail("RuntimeError: Failed to find C compiler. Please specify via CC environment variable or set triton.knobs.build.impl.",
+			"RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}")
+	}
+	if !g.fs.exists("/usr/include/python3.12/Python.h") {
+		return fail("/tmp/tmpx0m1kq2c/cuda_utils.c:6:10: fatal error: Python.h: No such file or directory",
+			"subprocess.CalledProcessError: Command '['/usr/bin/gcc', '/tmp/tmpx0m1kq2c/cuda_utils.c', '-O3', '-shared', '-fPIC']' returned non-zero exit status 1.",
+			"RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}")
+	}
+	kvAvail := want - weights - 1.1
+	if kvNeed := float64(c.maxLen) * kvTok; kvNeed > kvAvail {
+		est := int(kvAvail / kvTok)
+		return fail(fmt.Sprintf("ValueError: To serve at least one request with the models's max seq len (%d), (%.2f GiB KV cache is needed, which is larger than the available KV cache memory (%.2f GiB). Based on the available memory, the estimated maximum model length is %d. Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine.", c.maxLen, kvNeed, math.Max(kvAvail, 0), est),
+			"RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}")
+	}
+	reserveMiB := int(want * 1024)
+	s.mu.Lock()
+	s.gpuProcs[sv.pid] = gpuProc{name: venv + "/bin/python3", mib: reserveMiB}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.gpuProcs, sv.pid)
+		s.mu.Unlock()
+	}()
+	tokens := int(kvAvail / kvTok)
+	logf("%s INFO %s [gpu_worker.py:298] Available KV cache memory: %.2f GiB", api, now(), kvAvail)
+	logf("%s INFO %s [kv_cache_utils.py:1087] GPU KV cache size: %d tokens", api, now(), tokens)
+	logf("%s INFO %s [kv_cache_utils.py:1091] Maximum concurrency for %d tokens per request: %.2fx", api, now(), c.maxLen, float64(tokens)/float64(c.maxLen))
+	if g.sleep(ctx, 40*time.Second) != nil {
+		return 0
+	}
+	logf("%s INFO %s [core.py:210] init engine (profile, create kv cache, warmup model) took 40.11 seconds", api, now())
+	logf("%s INFO %s [api_server.py:1971] Starting vLLM API server 0 on http://%s:%d", api, now(), c.host, c.port)
+	logf("%s INFO %s [launcher.py:46] Route: /health, Methods: GET", api, now())
+	logf("INFO:     Started server process [%d]", sv.pid)
+	logf("INFO:     Waiting for application startup.")
+	logf("INFO:     Application startup complete.")
+	h := vllmHandler(c, sv.pid)
+	s.listen(c.host, c.port, h)
+	defer s.unlisten(c.host, c.port)
+	<-ctx.Done()
+	return 0
+}
+
+func vllmHandler(c vllmConfig, pid int) http.Handler {
+	created := time.Now().Unix()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
+	mux.HandleFunc("/ping", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
+	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]string{"version": c.version})
+	})
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "# HELP vllm:num_requests_running Number of requests in model execution batches.\n# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{engine=\"0\",model_name=\"%s\"} 0.0\n", c.served)
+	})
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		if c.apiKey != "" && r.Method != http.MethodOptions {
+			auth := r.Header.Get("Authorization")
+			if len(auth) < 7 || !strings.EqualFold(auth[:7], "Bearer ") || auth[7:] != c.apiKey {
+				writeJSON(w, 401, map[string]string{"error": "Unauthorized"})
+				return
+			}
+		}
+		switch r.URL.Path {
+		case "/v1/models":
+			writeJSON(w, 200, map[string]any{"object": "list", "data": []any{map[string]any{
+				"id": c.served, "object": "model", "created": created, "owned_by": "vllm", "root": c.model, "parent": nil, "max_model_len": c.maxLen,
+				"permission": []any{map[string]any{"id": "modelperm-ba83413358dd8c4d", "object": "model_permission", "created": created, "allow_create_engine": false,
+					"allow_sampling": true, "allow_logprobs": true, "allow_search_indices": false, "allow_view": true, "allow_fine_tuning": false, "organization": "*", "group": nil, "is_blocking": false}}}}})
+		case "/v1/chat/completions", "/v1/completions":
+			writeJSON(w, 200, map[string]any{"id": "chatcmpl-7f3c", "object": "chat.completion", "created": time.Now().Unix(), "model": c.served,
+				"choices": []any{map[string]any{"index": 0, "message": map[string]string{"role": "assistant", "content": "Hello! How can I help you today?"}, "finish_reason": "stop"}},
+				"usage":   map[string]int{"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}})
+		default:
+			writeJSON(w, 404, map[string]string{"detail": "Not Found"})
+		}
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(b)
+}

@@ -1,0 +1,188 @@
+package pve
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// identity is the authenticated user of a request.
+type identity struct {
+	user    string // root@pam
+	tokenID string // "aimachine" for root@pam!aimachine, "" for ticket logins
+	privs   []string
+	all     bool
+}
+
+// authUser is the user PVE's permission code sees: the full token id for tokens.
+func (id *identity) authUser() string {
+	if id == nil {
+		return ""
+	}
+	if id.tokenID != "" {
+		return id.user + "!" + id.tokenID
+	}
+	return id.user
+}
+
+func (id *identity) has(priv string) bool {
+	return id != nil && (id.all || contains(id.privs, priv))
+}
+
+var reTokenAuth = regexp.MustCompile(`(?:^|\s)PVEAPIToken(?:=| )([^;]*)`)
+
+const ticketLifetime = 2 * time.Hour
+
+func (s *Server) sign(msg string) string {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte(msg))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) newTicket(user string) string {
+	data := fmt.Sprintf("PVE:%s:%08X", user, time.Now().Unix())
+	return data + "::" + s.sign(data)
+}
+
+// verifyTicket returns the ticket's user.
+func (s *Server) verifyTicket(t string) (string, bool) {
+	data, sig, ok := strings.Cut(t, "::")
+	if !ok || !hmac.Equal([]byte(sig), []byte(s.sign(data))) {
+		return "", false
+	}
+	parts := strings.Split(data, ":")
+	if len(parts) != 3 || parts[0] != "PVE" {
+		return "", false
+	}
+	ts, err := strconv.ParseInt(parts[2], 16, 64)
+	if err != nil || time.Since(time.Unix(ts, 0)) > ticketLifetime {
+		return "", false
+	}
+	return parts[1], true
+}
+
+func (s *Server) newCSRF(user string) string {
+	ts := fmt.Sprintf("%08X", time.Now().Unix())
+	return ts + ":" + s.sign(ts+":"+user)
+}
+
+func (s *Server) verifyCSRF(tok, user string) bool {
+	ts, sig, ok := strings.Cut(tok, ":")
+	return ok && hmac.Equal([]byte(sig), []byte(s.sign(ts+":"+user)))
+}
+
+func (s *Server) userIdentity(user string) *identity {
+	u, ok := s.st.users[user]
+	if !ok {
+		return nil
+	}
+	return &identity{user: user, privs: u.Privs, all: u.Privs == nil}
+}
+
+// authenticate implements pveproxy's auth_handler: API token, else ticket cookie (+CSRF on writes), else "No ticket".
+func (s *Server) authenticate(r *http.Request) (*identity, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := r.Header.Get("Authorization"); h != "" {
+		if m := reTokenAuth.FindStringSubmatch(h); m != nil {
+			val, err := url.PathUnescape(strings.TrimSpace(m[1]))
+			if err != nil {
+				return nil, errAuth("Authentication failed!")
+			}
+			full, secret, ok := strings.Cut(val, "=")
+			if !ok {
+				return nil, errAuth("Authentication failed!")
+			}
+			tok, ok := s.st.tokens[full]
+			if !ok || subtle.ConstantTimeCompare([]byte(tok.Secret), []byte(secret)) != 1 {
+				return nil, errAuth("Authentication failed!")
+			}
+			user, tokenID, _ := strings.Cut(full, "!")
+			id := s.userIdentity(user)
+			if id == nil {
+				return nil, errAuth("Authentication failed!")
+			}
+			id.tokenID = tokenID
+			if tok.Privsep {
+				id.all, id.privs = false, tok.Privs
+			}
+			return id, nil
+		}
+	}
+	if c, err := r.Cookie("PVEAuthCookie"); err == nil && c.Value != "" {
+		t, err := url.PathUnescape(c.Value)
+		if err != nil {
+			t = c.Value
+		}
+		user, ok := s.verifyTicket(t)
+		if !ok {
+			return nil, errAuth("Authentication failed!")
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if !s.verifyCSRF(r.Header.Get("CSRFPreventionToken"), user) {
+				return nil, errAuth("Permission denied - invalid csrf token")
+			}
+		}
+		id := s.userIdentity(user)
+		if id == nil {
+			return nil, errAuth("Authentication failed!")
+		}
+		return id, nil
+	}
+	return nil, errAuth("No ticket")
+}
+
+var ticketSchema = schema{fixed: map[string]pspec{
+	"username":      {t: tString, required: true},
+	"password":      {t: tString, required: true},
+	"realm":         {t: tString},
+	"otp":           {t: tString},
+	"path":          {t: tString},
+	"privs":         {t: tString},
+	"new-format":    {t: tBool},
+	"tfa-challenge": {t: tString},
+}}
+
+// handleTicket: POST /access/ticket — password or a valid ticket (renewal) for the same user.
+func handleTicket(s *Server, c *call) (any, error) {
+	user := c.p.get("username")
+	if realm := c.p.get("realm"); realm != "" && !strings.Contains(user, "@") {
+		user += "@" + realm
+	}
+	pw := c.p.get("password")
+	s.mu.Lock()
+	u, ok := s.st.users[user]
+	s.mu.Unlock()
+	good := ok && u.Password != "" && subtle.ConstantTimeCompare([]byte(u.Password), []byte(pw)) == 1
+	if !good && ok {
+		if tu, tok := s.verifyTicket(pw); tok && tu == user {
+			good = true
+		}
+	}
+	if !good {
+		return nil, &apiError{Code: 401, Msg: "authentication failure\n", noBody: true}
+	}
+	caps := map[string]map[string]int{
+		"vms":     {"VM.Allocate": 1, "VM.Audit": 1, "VM.Config.HWType": 1, "VM.PowerMgmt": 1, "VM.Monitor": 1, "VM.Config.Disk": 1},
+		"storage": {"Datastore.Allocate": 1, "Datastore.AllocateSpace": 1, "Datastore.Audit": 1},
+		"nodes":   {"Sys.Audit": 1, "Sys.Modify": 1, "Sys.PowerMgmt": 1},
+		"mapping": {"Mapping.Audit": 1, "Mapping.Modify": 1, "Mapping.Use": 1},
+		"access":  {"User.Modify": 1, "Permissions.Modify": 1},
+		"dc":      {"Sys.Audit": 1, "SDN.Audit": 1},
+		"sdn":     {"SDN.Audit": 1, "SDN.Use": 1},
+	}
+	return map[string]any{
+		"username":            user,
+		"ticket":              s.newTicket(user),
+		"CSRFPreventionToken": s.newCSRF(user),
+		"cap":                 caps,
+	}, nil
+}

@@ -1,0 +1,15 @@
+// Package pve is a fake Proxmox VE API (pveproxy's /api2/json) that go-proxmox v0.8.2 cannot tell
+// from a real node: in-memory cluster state, async tasks with real UPIDs, PVE's JSON typing, reason
+// phrases and error texts, a guest hook for simulated VMs, and a control API under /_sim for faults
+// and request counters. PARITY.md lists what each endpoint models.
+//
+// In-process use:
+//
+//	s := pve.New(pve.WithAuthDelay(0), pve.WithTimeScale(0), pve.WithGuestFactory(pve.NewStaticGuestFactory()))
+//	ts := s.StartTLS() // HTTP/1.1 only; trust s.CertPool() or pin s.Fingerprint()
+//	defer ts.Close()
+//	c := proxmox.NewClient(ts.URL+"/api2/json", proxmox.WithAPIToken(pve.DefaultTokenID, pve.DefaultTokenSecret), ...)
+//
+// A binary wraps it with s.NewHTTPServer(addr).ServeTLS(listener, "", ""). The control API (/_sim/...)
+// has no authentication: serve it on loopback only.
+package pve

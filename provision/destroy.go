@@ -1,0 +1,78 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aimachine/aimachine/catalog"
+	"github.com/aimachine/aimachine/provision/pve"
+)
+
+// DestroyOptions tune Destroy.
+type DestroyOptions struct {
+	Reporter Reporter
+	// KnownHostsFile is where the guest's pinned host key is removed from (default
+	// DefaultKnownHostsFile()); the re-created VM will have a new key.
+	KnownHostsFile string
+}
+
+// DestroyResult says what Destroy did.
+type DestroyResult struct {
+	VMID    int
+	Node    string
+	Deleted bool // false: there was nothing to delete
+	Summary Summary
+}
+
+// Destroy stops and deletes the catalog VM vmName with its disks — only when it carries the
+// ownership tag; a VM that is not ours is refused. A missing VM is not an error.
+func (c *Client) Destroy(ctx context.Context, cat *catalog.Catalog, vmName string, o DestroyOptions) (*DestroyResult, error) {
+	r, err := c.newRun(cat, vmName, "destroy", o.Reporter)
+	if err != nil {
+		return nil, err
+	}
+	s := r.spec
+	res := &DestroyResult{VMID: s.vmid, Node: s.node}
+	task := fmt.Sprintf("destroy VM %d", s.vmid)
+	st, err := r.inspect(ctx)
+	if err != nil {
+		return res, err
+	}
+	if !st.exists {
+		r.report(task, StatusOK, "no such VM", 0)
+		res.Summary = r.summary
+		return res, nil
+	}
+	if !st.owned {
+		err := notOurs(s.vmid, st.cfg)
+		r.report(task, StatusFailed, err.Error(), 0)
+		res.Summary = r.summary
+		return res, err
+	}
+	err = r.step(ctx, task, func(ctx context.Context) (Status, string, error) {
+		deleted, err := r.removeVM(ctx, func(cfg pve.Config) error {
+			if !owned(cfg) {
+				return notOurs(s.vmid, cfg)
+			}
+			return nil
+		})
+		if err != nil {
+			return "", "", taskErr(task, err, s.vmid)
+		}
+		res.Deleted = deleted
+		return StatusChanged, fmt.Sprintf("stopped and deleted VM %d %q with its disks", s.vmid, s.vm.Name), nil
+	})
+	if err == nil && res.Deleted && s.vm.IP() != "" {
+		kh := o.KnownHostsFile
+		if kh == "" {
+			kh = DefaultKnownHostsFile()
+		}
+		if hasPinned(kh, s.vm.IP()+":22") {
+			if derr := dropHost(kh, hostOnly(s.vm.IP()+":22")); derr == nil {
+				r.note(task, "removed the pinned host key of "+s.vm.IP()+" from "+kh)
+			}
+		}
+	}
+	res.Summary = r.summary
+	return res, err
+}

@@ -1,0 +1,277 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aimachine/aimachine/catalog"
+)
+
+const testAPIKey = "sk-aimachine-test-key-123"
+
+func guestTestVM() (*catalog.Catalog, *catalog.VM) {
+	c := &catalog.Catalog{VMs: []catalog.VM{{
+		ID: 140, Name: "vm-llm-aimachine", Network: catalog.VMNetwork{IP: "192.168.0.140"},
+		GPU:       &catalog.GPU{Enabled: true, PCIAddress: "0000:01:00", Expect: catalog.GPUExpect{Model: "NVIDIA GeForce RTX 5060 Ti", PCIID: "10de:2d04", MemoryMiB: 16311}},
+		CloudInit: catalog.CloudInit{User: "ubuntu"},
+		Services: catalog.Services{
+			VLLM:   &catalog.VLLM{Enabled: true, Version: "0.9.2", Model: "Qwen/Qwen2.5-3B-Instruct", APIKeyEnv: "AIMACHINE_TEST_VLLM_KEY", MaxModelLen: 8192},
+			Ollama: &catalog.Ollama{Enabled: true},
+		},
+	}}}
+	c.ApplyDefaults()
+	return c, &c.VMs[0]
+}
+
+func guestTestOpts(t *testing.T, rep Reporter) GuestOptions {
+	return GuestOptions{
+		Reporter: rep, ReportDir: t.TempDir(), RunID: "run1",
+		Getenv:       func(k string) string { return map[string]string{"AIMACHINE_TEST_VLLM_KEY": testAPIKey}[k] },
+		PollInterval: time.Millisecond, AptLockTimeout: 5 * time.Second, ReadyTimeout: 2 * time.Second,
+	}
+}
+
+func TestGuestPhaseFreshThenIdempotent(t *testing.T) {
+	c, vm := guestTestVM()
+	g := newScriptedGuest()
+	var events []Event
+	opts := guestTestOpts(t, ReporterFunc(func(e Event) { events = append(events, e) }))
+	sum, err := RunGuestPhase(context.Background(), g, c, vm, opts)
+	if err != nil {
+		t.Fatalf("fresh run: %v", err)
+	}
+	if sum.Changed == 0 || sum.Failed != 0 {
+		t.Fatalf("fresh run recap %+v", sum)
+	}
+	for _, e := range events {
+		if strings.Contains(e.Message, testAPIKey) {
+			t.Fatalf("API key in an event: %+v", e)
+		}
+	}
+	// The newest -open driver was chosen (595-open over 580-server-open; 610 is closed).
+	if !g.pkgs["nvidia-headless-no-dkms-595-open"] || !g.pkgs["nvidia-utils-595"] || g.pkgs["nvidia-headless-no-dkms-610"] {
+		t.Fatalf("driver packages %v", g.pkgs)
+	}
+	if g.modes["/etc/vllm/vllm.env"] != 0o600 || !strings.Contains(g.files["/etc/vllm/vllm.env"], testAPIKey) {
+		t.Fatal("env file")
+	}
+	rep, err := VerifyGuest(context.Background(), g, vm, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("verify failed: %+v", rep.Failed())
+	}
+	if rep.Sessions > 2 {
+		t.Fatalf("verify used %d sessions, want a batched 2", rep.Sessions)
+	}
+
+	vpid, opid := g.svc("vllm").pid, g.svc("ollama").pid
+	before := g.Stats()
+	sum, err = RunGuestPhase(context.Background(), g, c, vm, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := g.Stats()
+	if sum.Changed != 0 || sum.OK == 0 {
+		t.Fatalf("second run recap %+v", sum)
+	}
+	if after.Sessions-before.Sessions != 1 || after.Connections != before.Connections {
+		t.Fatalf("second run used %d sessions and %d new connections, want 1 and 0", after.Sessions-before.Sessions, after.Connections-before.Connections)
+	}
+	if g.svc("vllm").pid != vpid || g.svc("ollama").pid != opid {
+		t.Fatal("a service was restarted by the idempotent run")
+	}
+}
+
+func TestGuestPhaseDKMSFailureThenResume(t *testing.T) {
+	c, vm := guestTestVM()
+	g := newScriptedGuest()
+	g.noPrebuilt, g.dkmsFail = true, true
+	opts := guestTestOpts(t, nil)
+	sum, err := RunGuestPhase(context.Background(), g, c, vm, opts)
+	var te *TaskError
+	if !errors.As(err, &te) {
+		t.Fatalf("want *TaskError, got %v", err)
+	}
+	if te.Task != "install the NVIDIA open driver" || te.Phase != "guest" || sum.Failed != 1 {
+		t.Fatalf("task %q phase %q recap %+v", te.Task, te.Phase, sum)
+	}
+	for _, want := range []string{"Bad return status for module build", "make.log", "Makefile:52", "returned error exit status 10"} {
+		if !strings.Contains(te.Log, want) {
+			t.Errorf("log lacks %q:\n%s", want, te.Log)
+		}
+	}
+	if !strings.Contains(te.Error(), "exited 0 but dpkg does not have") || !strings.Contains(te.Hint, "DKMS") {
+		t.Errorf("error %v", te)
+	}
+	// Nothing after the failed task ran.
+	for _, cmd := range g.commands {
+		if !strings.Contains(cmd, "::aimachine-fact") && (strings.Contains(cmd, "modprobe") || strings.Contains(cmd, "cuda-keyring")) {
+			t.Fatalf("ran past the failure: %s", cmd)
+		}
+	}
+	dir := filepath.Join(opts.ReportDir, "vm-llm-aimachine-run1")
+	for _, f := range []string{"transcript.log", "failure.txt"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), testAPIKey) {
+			t.Fatalf("%s holds the API key", f)
+		}
+	}
+	if !strings.Contains(te.Hint, dir) {
+		t.Errorf("hint does not name the bundle: %s", te.Hint)
+	}
+	// The cause is fixed: a re-run resumes and succeeds.
+	g.dkmsFail = false
+	opts.RunID = "run2"
+	if _, err := RunGuestPhase(context.Background(), g, c, vm, opts); err != nil {
+		t.Fatalf("re-run after the fix: %v", err)
+	}
+}
+
+func TestGuestPhaseFaults(t *testing.T) {
+	cases := []struct {
+		name     string
+		inject   func(*scriptedGuest)
+		clear    func(*scriptedGuest)
+		failTask string
+		hint     string
+	}{
+		{"secure boot on: signed prebuilt modules work", func(g *scriptedGuest) { g.secureBoot = true }, nil, "", ""},
+		{"secure boot on and only DKMS: refused", func(g *scriptedGuest) { g.secureBoot, g.noPrebuilt = true, true }, func(g *scriptedGuest) { g.secureBoot = false }, "install the NVIDIA open driver", "signed prebuilt"},
+		{"dpkg lock held for a while", func(g *scriptedGuest) { g.aptLock = 2 }, nil, "", ""},
+		{"ssh drop mid-command", func(g *scriptedGuest) { g.dropOn = "pip install" }, nil, "", ""},
+		{"no AVX", func(g *scriptedGuest) { g.noAVX = true }, func(g *scriptedGuest) { g.noAVX = false }, "check the CPU exposes AVX", "cpu: host"},
+		{"vLLM OOM", func(g *scriptedGuest) { g.vllmOOM = true }, func(g *scriptedGuest) { g.vllmOOM = false; g.start("vllm") }, "wait for vLLM to serve Qwen/Qwen2.5-3B-Instruct", "gpu_memory_utilization"},
+		{"dpkg lock held too long", func(g *scriptedGuest) { g.aptLock = 1 << 30 }, func(g *scriptedGuest) { g.aptLock = 0 }, "install base packages", "unattended-upgrades"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, vm := guestTestVM()
+			g := newScriptedGuest()
+			tc.inject(g)
+			opts := guestTestOpts(t, nil)
+			if tc.failTask == "dpkg lock held too long" {
+				opts.AptLockTimeout = 50 * time.Millisecond
+			}
+			if tc.failTask == "install base packages" {
+				opts.AptLockTimeout = 50 * time.Millisecond
+			}
+			_, err := RunGuestPhase(context.Background(), g, c, vm, opts)
+			if tc.failTask == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var te *TaskError
+			if !errors.As(err, &te) || te.Task != tc.failTask || !strings.Contains(te.Hint, tc.hint) {
+				t.Fatalf("want failure of %q with hint %q, got %v", tc.failTask, tc.hint, err)
+			}
+			if _, err := g.Run(context.Background(), "echo still reachable"); err != nil && !strings.Contains(err.Error(), "unknown command") {
+				t.Fatalf("guest not reachable after the failure: %v", err)
+			}
+			tc.clear(g)
+			opts.RunID = "rerun"
+			if _, err := RunGuestPhase(context.Background(), g, c, vm, opts); err != nil {
+				t.Fatalf("re-run after clearing: %v", err)
+			}
+		})
+	}
+}
+
+func TestGuestPhaseMissingAPIKey(t *testing.T) {
+	c, vm := guestTestVM()
+	opts := guestTestOpts(t, nil)
+	opts.Getenv = func(string) string { return "" }
+	g := newScriptedGuest()
+	_, err := RunGuestPhase(context.Background(), g, c, vm, opts)
+	if !errors.Is(err, ErrMissingAPIKey) || !strings.Contains(err.Error(), "AIMACHINE_TEST_VLLM_KEY") {
+		t.Fatalf("got %v", err)
+	}
+	if g.Stats().Sessions != 0 {
+		t.Fatal("ran commands without the key")
+	}
+}
+
+// A catalog change rewrites the unit and restarts vLLM once; an interrupted run (unit written,
+// restart not reached) is finished by the next run.
+func TestGuestPhaseConfigChangeRestartsOnce(t *testing.T) {
+	c, vm := guestTestVM()
+	g := newScriptedGuest()
+	opts := guestTestOpts(t, nil)
+	if _, err := RunGuestPhase(context.Background(), g, c, vm, opts); err != nil {
+		t.Fatal(err)
+	}
+	pid, opid := g.svc("vllm").pid, g.svc("ollama").pid
+	vm.Services.VLLM.GPUMemoryUtilization = 0.5
+	sum, err := RunGuestPhase(context.Background(), g, c, vm, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Changed != 2 || g.svc("vllm").pid == pid || g.svc("ollama").pid != opid {
+		t.Fatalf("recap %+v: want the unit and the service changed, vLLM restarted, Ollama untouched", sum)
+	}
+	if !strings.Contains(g.files["/etc/systemd/system/vllm.service"], "--gpu-memory-utilization 0.50") {
+		t.Fatal("unit not rewritten")
+	}
+	// Interrupted: the unit is rewritten but the run dies before the restart.
+	vm.Services.VLLM.GPUMemoryUtilization = 0.55
+	g.dropOn = "systemctl enable vllm"
+	g.svc("vllm") // keep
+	pid = g.svc("vllm").pid
+	_, _ = RunGuestPhase(context.Background(), g, c, vm, opts) // recovers by itself (reconnect + retry)
+	if g.svc("vllm").pid == pid {
+		t.Fatal("vLLM still runs the old configuration")
+	}
+	sum, err = RunGuestPhase(context.Background(), g, c, vm, opts)
+	if err != nil || sum.Changed != 0 {
+		t.Fatalf("converged run: %+v %v", sum, err)
+	}
+}
+
+// nouveau holds the GPU: the driver task reboots once, waits for SSH on a new boot id and
+// loads the module.
+func TestGuestPhaseRebootsOnlyWhenNeeded(t *testing.T) {
+	c, vm := guestTestVM()
+	g := newScriptedGuest()
+	g.nouveau = true
+	if _, err := RunGuestPhase(context.Background(), g, c, vm, guestTestOpts(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if g.bootID != 2 || g.Stats().Reconnects != 1 {
+		t.Fatalf("boot %d, stats %+v: want exactly one reboot and reconnect", g.bootID, g.Stats())
+	}
+	g2 := newScriptedGuest()
+	if _, err := RunGuestPhase(context.Background(), g2, c, vm, guestTestOpts(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if g2.bootID != 1 {
+		t.Fatal("rebooted although modprobe works")
+	}
+}
+
+func TestGuestPhaseNamesTheChosenDriver(t *testing.T) {
+	c, vm := guestTestVM()
+	sum, err := RunGuestPhase(context.Background(), newScriptedGuest(), c, vm, guestTestOpts(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range sum.Tasks {
+		if e.Task == "install the NVIDIA open driver" {
+			if !strings.Contains(e.Message, "nvidia-headless-no-dkms-595-open with linux-modules-nvidia-595-open-generic and nvidia-utils-595, confirmed by dpkg-query") {
+				t.Fatalf("message %q", e.Message)
+			}
+			return
+		}
+	}
+	t.Fatal("no driver task")
+}

@@ -1,0 +1,158 @@
+package provision
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// ErrHostKeyMismatch is a guest whose host key differs from the pinned one.
+var ErrHostKeyMismatch = errors.New("SSH host key differs from the pinned key")
+
+// DefaultKnownHostsFile is ~/.config/aimachine/known_hosts.
+func DefaultKnownHostsFile() string {
+	if dir, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(dir, "aimachine", "known_hosts")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".config", "aimachine", "known_hosts")
+}
+
+// hostKeyStatus says what known_hosts holds for addr and key type.
+type hostKeyStatus int
+
+const (
+	hostKeyUnknown hostKeyStatus = iota
+	hostKeyPinned                // the same key is pinned
+	hostKeyDiffers               // another key of that type is pinned
+)
+
+// checkPinned compares key with what file pins for addr ("192.168.0.140:22").
+func checkPinned(file, addr string, key ssh.PublicKey) (hostKeyStatus, error) {
+	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+		return hostKeyUnknown, nil
+	}
+	cb, err := knownhosts.New(file)
+	if err != nil {
+		return hostKeyUnknown, fmt.Errorf("read known_hosts %s: %w", file, err)
+	}
+	remote := &net.TCPAddr{IP: net.ParseIP(hostOnly(addr)), Port: portOf(addr)}
+	err = cb(addr, remote, key)
+	var ke *knownhosts.KeyError
+	switch {
+	case err == nil:
+		return hostKeyPinned, nil
+	case errors.As(err, &ke) && len(ke.Want) == 0:
+		return hostKeyUnknown, nil
+	case errors.As(err, &ke):
+		return hostKeyDiffers, nil
+	default:
+		return hostKeyUnknown, fmt.Errorf("check known_hosts %s: %w", file, err)
+	}
+}
+
+// hasPinned reports whether file pins any key for addr (a plain, unhashed entry).
+func hasPinned(file, addr string) bool {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	host := knownhosts.Normalize(addr)
+	for _, line := range strings.Split(string(data), "\n") {
+		if lineHosts(line, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// lineHosts reports whether a known_hosts line names host in its (unhashed) host list.
+func lineHosts(line, host string) bool {
+	f := strings.Fields(line)
+	if len(f) < 3 || strings.HasPrefix(f[0], "#") || strings.HasPrefix(f[0], "@") {
+		return false
+	}
+	for _, h := range strings.Split(f[0], ",") {
+		if h == host {
+			return true
+		}
+	}
+	return false
+}
+
+// pinHostKey writes key for addr into file. An identical pin is left alone (false, nil);
+// a different pinned key is refused unless replace, which drops the old lines for addr.
+func pinHostKey(file, addr string, key ssh.PublicKey, replace bool) (bool, error) {
+	st, err := checkPinned(file, addr, key)
+	if err != nil {
+		return false, err
+	}
+	host := knownhosts.Normalize(addr)
+	switch st {
+	case hostKeyPinned:
+		return false, nil
+	case hostKeyDiffers:
+		if !replace {
+			return false, fmt.Errorf("%w: %s presents %s %s but %s pins another key for it",
+				ErrHostKeyMismatch, host, key.Type(), ssh.FingerprintSHA256(key), file)
+		}
+		if err := dropHost(file, host); err != nil {
+			return false, err
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return false, err
+	}
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return false, err
+	}
+	if _, err := fmt.Fprintln(f, knownhosts.Line([]string{host}, key)); err != nil {
+		f.Close()
+		return false, err
+	}
+	return true, f.Close()
+}
+
+// dropHost removes the unhashed lines naming host.
+func dropHost(file, host string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		if lineHosts(sc.Text(), host) {
+			continue
+		}
+		out.WriteString(sc.Text() + "\n")
+	}
+	return os.WriteFile(file, out.Bytes(), 0o600)
+}
+
+func hostOnly(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return h
+}
+
+func portOf(addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 22
+	}
+	var n int
+	fmt.Sscanf(p, "%d", &n)
+	return n
+}

@@ -1,0 +1,147 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/aimachine/aimachine/catalog"
+	"github.com/aimachine/aimachine/provision/pve"
+)
+
+// run is one Plan/Deploy/Destroy of one VM.
+type run struct {
+	c       *Client
+	cat     *catalog.Catalog
+	vm      *catalog.VM
+	spec    *spec
+	runID   string
+	rep     Reporter
+	summary Summary
+	// created is true once this run has posted the VM (rollback may delete it).
+	created bool
+}
+
+func (c *Client) newRun(cat *catalog.Catalog, vmName, runID string, rep Reporter) (*run, error) {
+	if cat == nil {
+		return nil, fmt.Errorf("no catalog")
+	}
+	vm, err := cat.VM(vmName)
+	if err != nil {
+		return nil, err
+	}
+	if runID == "" {
+		runID = NewRunID()
+	}
+	s, err := buildSpec(cat, vm, runID)
+	if err != nil {
+		return nil, &TaskError{Phase: PhaseInfra, Task: "read the catalog", Err: err, Hint: "fix cloud_init.ssh_keys in the catalog"}
+	}
+	if rep == nil {
+		rep = Discard
+	}
+	return &run{c: c, cat: cat, vm: vm, spec: s, runID: runID, rep: rep}, nil
+}
+
+// NewRunID returns a run id: UTC time plus 4 random hex digits, e.g. 20261123T114431-3f2a.
+func NewRunID() string {
+	return time.Now().UTC().Format("20060102T150405") + "-" + fmt.Sprintf("%04x", rand.N(1<<16))
+}
+
+// state is what the cluster holds for the VM.
+type state struct {
+	exists  bool
+	node    string
+	cfg     pve.Config
+	status  *pve.VMStatus
+	owned   bool
+	changes []change
+	// haveGB is the boot disk's size (0 unknown).
+	haveGB int
+}
+
+// inspect reads the VM (reads only).
+func (r *run) inspect(ctx context.Context) (*state, error) {
+	s := r.spec
+	vms, err := r.c.api.Resources(ctx, "vm")
+	if err != nil {
+		return nil, taskErr("look up VM "+fmt.Sprint(s.vmid), err, s.vmid)
+	}
+	st := &state{}
+	for _, v := range vms {
+		if v.VMID == s.vmid {
+			st.exists, st.node = true, v.Node
+		} else if v.Name == s.vm.Name {
+			r.note("look up VM "+fmt.Sprint(s.vmid), fmt.Sprintf("note: VM %d on node %q has the same name %q", v.VMID, v.Node, v.Name))
+		}
+	}
+	if !st.exists {
+		return st, nil
+	}
+	task := fmt.Sprintf("read VM %d", s.vmid)
+	if st.node != s.node {
+		return st, &TaskError{Phase: PhaseInfra, Task: task,
+			Err:  fmt.Errorf("VM %d exists on node %q, the catalog places it on %q", s.vmid, st.node, s.node),
+			Hint: "migrate it, fix the node in the catalog, or pick another id"}
+	}
+	if st.cfg, err = r.c.api.VMConfig(ctx, s.node, s.vmid); err != nil {
+		return st, taskErr(task, err, s.vmid)
+	}
+	if st.status, err = r.c.api.VMStatus(ctx, s.node, s.vmid); err != nil {
+		return st, taskErr(task, err, s.vmid)
+	}
+	st.owned = owned(st.cfg)
+	if !st.owned {
+		return st, nil
+	}
+	st.changes = s.diff(st.cfg)
+	if gb, ok := diskSizeGB(st.cfg[s.diskKey]); ok {
+		st.haveGB = gb
+	}
+	return st, nil
+}
+
+// notOurs is the error for a VM without the ownership tag.
+func notOurs(vmid int, cfg pve.Config) error {
+	name := cfg["name"]
+	return &TaskError{Phase: PhaseInfra, Task: fmt.Sprintf("take over VM %d", vmid),
+		Err:  fmt.Errorf("VM %d (%q) exists but is not managed by aimachine (no %q tag): it is never touched", vmid, name, OwnerTag),
+		Hint: fmt.Sprintf("pick a free id for the VM in the catalog, or, if VM %d really is this VM, add the tag %q to it in the Proxmox UI and re-run", vmid, OwnerTag)}
+}
+
+// report sends an event.
+func (r *run) report(task string, st Status, msg string, elapsed time.Duration) {
+	e := Event{Phase: PhaseInfra, Task: task, Status: st, Message: msg, Elapsed: elapsed}
+	r.rep.Report(e)
+	if st != "" {
+		r.summary.Add(e)
+	}
+}
+
+// note reports a detail without finishing a task.
+func (r *run) note(task, msg string) {
+	r.rep.Report(Event{Phase: PhaseInfra, Task: task, Message: msg})
+}
+
+// step runs one task and reports it.
+func (r *run) step(ctx context.Context, task string, fn func(ctx context.Context) (Status, string, error)) error {
+	start := time.Now()
+	r.report(task, "", "", 0)
+	st, msg, err := fn(ctx)
+	if err != nil {
+		msg := err.Error()
+		var te *TaskError
+		if errors.As(err, &te) && te.Err != nil {
+			msg = te.Err.Error() // the event names the task already
+			if te.Hint != "" {
+				msg += " (hint: " + te.Hint + ")"
+			}
+		}
+		r.report(task, StatusFailed, msg, time.Since(start))
+		return err
+	}
+	r.report(task, st, msg, time.Since(start))
+	return nil
+}

@@ -1,0 +1,64 @@
+package tasks
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs from %s (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, path, got, want)
+	}
+}
+
+func sampleVLLM() *VLLMParams {
+	return &VLLMParams{Version: "0.9.2", Model: "Qwen/Qwen2.5-3B-Instruct", Binds: []string{"192.168.0.140", "127.0.0.1"}, Port: 8000, APIKey: "sk-test", GPUMemoryUtilization: 0.6, MaxModelLen: 8192}
+}
+
+func TestRenderGolden(t *testing.T) {
+	v := sampleVLLM()
+	golden(t, "vllm.service", RenderVLLMUnit(v))
+	golden(t, "vllm-loopback.socket", RenderVLLMLoopbackSocket(v))
+	golden(t, "vllm-loopback.service", RenderVLLMLoopbackService(v))
+	golden(t, "ollama-override.conf", RenderOllamaDropIn(&OllamaParams{Binds: []string{"192.168.0.140"}, Port: 11434, ModelsDir: "/opt/ollama/models"}))
+	golden(t, "nvidia-uvm.conf", RenderModulesLoad())
+}
+
+func TestVLLMBinding(t *testing.T) {
+	v := sampleVLLM()
+	unit := RenderVLLMUnit(v)
+	if !strings.Contains(unit, "--host 192.168.0.140 ") || strings.Contains(unit, "0.0.0.0") || !needsLoopbackProxy(v) {
+		t.Fatalf("private IP + loopback: %s", unit)
+	}
+	if strings.Contains(unit, "sk-test") {
+		t.Fatal("the API key must stay out of the unit (it is in the 0600 env file)")
+	}
+	if !strings.Contains(RenderVLLMEnv(v), "VLLM_API_KEY=sk-test\n") {
+		t.Fatal("env file lacks the key")
+	}
+	v.Binds = []string{"0.0.0.0"}
+	if !strings.Contains(RenderVLLMUnit(v), "--host 0.0.0.0 ") || needsLoopbackProxy(v) {
+		t.Fatal("0.0.0.0 only when the catalog says so")
+	}
+	v.Binds = []string{"127.0.0.1"}
+	if !strings.Contains(RenderVLLMUnit(v), "--host 127.0.0.1 ") || needsLoopbackProxy(v) {
+		t.Fatal("loopback only")
+	}
+}
