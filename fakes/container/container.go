@@ -360,7 +360,7 @@ func buildImage(ctx context.Context) (string, error) {
 	}
 	// A changed binary leaves the previous image untagged: remove it unless a container uses it.
 	if img, err := p.Client().ImageInspect(ctx, Image); err == nil && previous != "" && img.ID != previous {
-		_, _ = p.Client().ImageRemove(ctx, previous, client.ImageRemoveOptions{})
+		_, _ = p.Client().ImageRemove(ctx, previous, client.ImageRemoveOptions{PruneChildren: true})
 	}
 	return out, nil
 }
