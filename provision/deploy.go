@@ -53,7 +53,7 @@ type DeployResult struct {
 	SSH guest.Config
 	// Runner is the open SSH connection (nil with InfraOnly or on failure); the caller closes it.
 	Runner guest.Runner
-	// GuestPhase is false when the guest phase did not run (InfraOnly, or not implemented yet).
+	// GuestPhase is false when the guest phase did not run (InfraOnly, or a failure before it).
 	GuestPhase bool
 }
 
@@ -106,11 +106,6 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 	gopts := o.Guest
 	gopts.Reporter, gopts.RunID = r.rep, r.runID
 	gs, err := RunGuestPhase(ctx, res.Runner, cat, r.vm, gopts)
-	if errors.Is(err, ErrGuestPhaseNotImplemented) {
-		r.report("guest phase", StatusSkipped, "the guest phase is not implemented yet: stopped after SSH", 0)
-		res.Summary = r.summary
-		return res, nil
-	}
 	res.GuestPhase = true
 	res.Summary.OK += gs.OK
 	res.Summary.Changed += gs.Changed
@@ -383,6 +378,17 @@ func (r *run) start(ctx context.Context) error {
 	})
 }
 
+// agentOrTransient retries while the guest agent does not answer (not started yet, or
+// rebooting), saying reason, and on transient API failures; everything else is final.
+func agentOrTransient(reason string) func(error) (string, bool) {
+	return func(err error) (string, bool) {
+		if errors.Is(err, pve.ErrAgentNotRunning) {
+			return reason, true
+		}
+		return transientClass(err)
+	}
+}
+
 // waitAgent waits until the guest agent answers; only "QEMU guest agent is not running"
 // (and transient API failures) mean keep waiting.
 func (r *run) waitAgent(ctx context.Context, timeout time.Duration) error {
@@ -395,12 +401,7 @@ func (r *run) waitAgent(ctx context.Context, timeout time.Duration) error {
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		err := retry.Wait{Description: task, Backoff: r.c.backoff, OnRetry: r.retryNote(task),
-			Retryable: func(err error) (string, bool) {
-				if errors.Is(err, pve.ErrAgentNotRunning) {
-					return "agent not running yet", true
-				}
-				return transientClass(err)
-			}}.Do(wctx, func(ctx context.Context) error {
+			Retryable: agentOrTransient("agent not running yet")}.Do(wctx, func(ctx context.Context) error {
 			return r.c.api.AgentPing(ctx, s.node, s.vmid)
 		})
 		if err != nil {
@@ -427,12 +428,7 @@ func (r *run) waitCloudInit(ctx context.Context, timeout time.Duration) error {
 		defer cancel()
 		var es *pve.ExecStatus
 		err := retry.Wait{Description: task, Backoff: r.c.backoff, OnRetry: r.retryNote(task),
-			Retryable: func(err error) (string, bool) {
-				if errors.Is(err, pve.ErrAgentNotRunning) {
-					return "agent not running (reboot?)", true
-				}
-				return transientClass(err)
-			}}.Do(wctx, func(ctx context.Context) error {
+			Retryable: agentOrTransient("agent not running (reboot?)")}.Do(wctx, func(ctx context.Context) error {
 			pid, err := r.c.api.AgentExec(ctx, s.node, s.vmid, []string{"cloud-init", "status", "--wait"}, "")
 			if err != nil {
 				return err
@@ -510,12 +506,7 @@ func (r *run) readGuestFile(ctx context.Context, path string) (string, error) {
 	s := r.spec
 	var text string
 	err := retry.Wait{Description: "read " + path, Backoff: r.c.backoff, MaxAttempts: 6,
-		Retryable: retry.Any(transientClass, func(err error) (string, bool) {
-			if errors.Is(err, pve.ErrAgentNotRunning) {
-				return "agent not running", true
-			}
-			return "", false
-		})}.Do(ctx, func(ctx context.Context) error {
+		Retryable: agentOrTransient("agent not running")}.Do(ctx, func(ctx context.Context) error {
 		var err error
 		text, err = r.c.api.AgentFileRead(ctx, s.node, s.vmid, path)
 		return err

@@ -50,13 +50,17 @@ func ParseTarget(s string) (user, addr string, err error) {
 	return user, net.JoinHostPort(host, port), nil
 }
 
-// GuestConfig builds the SSH configuration for vm under o.
+// GuestConfig is the one builder of the SSH configuration that reaches vm (deploy, deploy
+// --host and verify all use it): o.Target when set, else the catalog VM's address (port 22)
+// and cloud-init user; the jump host o.Jump when set, else the catalog's (for the catalog
+// address only); host keys pinned in o.KnownHostsFile (default DefaultKnownHostsFile());
+// loopback-only dials in simulator mode.
 func GuestConfig(cat *catalog.Catalog, vm *catalog.VM, o HostOptions) (guest.Config, error) {
 	kh := o.KnownHostsFile
 	if kh == "" {
 		kh = DefaultKnownHostsFile()
 	}
-	loop := os.Getenv("AIMACHINE_SIMULATOR") == "1"
+	loop := os.Getenv(EnvSimulator) == "1"
 	if o.LoopbackOnly != nil {
 		loop = *o.LoopbackOnly
 	}
@@ -64,12 +68,12 @@ func GuestConfig(cat *catalog.Catalog, vm *catalog.VM, o HostOptions) (guest.Con
 	if o.Target != "" {
 		u, a, err := ParseTarget(o.Target)
 		if err != nil {
-			return cfg, err
+			return guest.Config{}, err
 		}
 		cfg.User, cfg.Addr = u, a
 	} else {
 		if vm.IP() == "" {
-			return cfg, fmt.Errorf("VM %q has no IP address in the catalog (hint: pass --host USER@ADDR)", vm.Name)
+			return guest.Config{}, fmt.Errorf("VM %q has no IP address in the catalog (hint: set its network address in the catalog, or pass --host USER@ADDR)", vm.Name)
 		}
 		cfg.User = vm.CloudInit.User
 		if cfg.User == "" {
@@ -81,11 +85,12 @@ func GuestConfig(cat *catalog.Catalog, vm *catalog.VM, o HostOptions) (guest.Con
 		}
 	}
 	if o.Jump != "" {
-		ju, ja, err := ParseTarget(o.Jump)
+		j, err := ParseJump(o.Jump)
 		if err != nil {
-			return cfg, fmt.Errorf("jump host: %w", err)
+			return guest.Config{}, err
 		}
-		cfg.Jump = &guest.Jump{Addr: ja, User: ju, KeyFile: o.KeyFile}
+		j.KeyFile = o.KeyFile
+		cfg.Jump = j
 	}
 	return cfg, nil
 }

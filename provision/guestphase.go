@@ -32,10 +32,6 @@ type GuestOptions struct {
 	AptLockTimeout, ReadyTimeout, RebootTimeout, PollInterval time.Duration
 }
 
-// ErrGuestPhaseNotImplemented is kept for callers written before the guest phase landed; the
-// guest phase never returns it.
-var ErrGuestPhaseNotImplemented = errors.New("guest phase not implemented yet")
-
 // ErrMissingAPIKey is returned when the catalog names an API key variable that is not set.
 var ErrMissingAPIKey = errors.New("API key environment variable not set")
 
@@ -195,10 +191,7 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 	}
 	failure := fmt.Sprintf("task: %s\nerror: %v\nhint: %s\n\n%s\n", te.Task, te.Err, te.Hint, te.Log)
 	if dir, werr := writeBundle(opts, vm.Name, tr.String(), guest.RedactAll(failure, secrets)); werr == nil {
-		if te.Hint != "" {
-			te.Hint += "; "
-		}
-		te.Hint += "the VM stays up for debugging; log bundle in " + dir
+		te.Bundle = dir
 	}
 	return sum, te
 }

@@ -126,8 +126,8 @@ func TestGuestPhaseDKMSFailureThenResume(t *testing.T) {
 			t.Fatalf("%s holds the API key", f)
 		}
 	}
-	if !strings.Contains(te.Hint, dir) {
-		t.Errorf("hint does not name the bundle: %s", te.Hint)
+	if te.Bundle != dir || !strings.Contains(te.Error(), dir) || strings.Contains(te.Hint, dir) {
+		t.Errorf("bundle %q, error %q: want the bundle %s in Bundle and Error(), not in the hint", te.Bundle, te.Error(), dir)
 	}
 	// The cause is fixed: a re-run resumes and succeeds.
 	g.dkmsFail = false

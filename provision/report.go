@@ -64,12 +64,18 @@ type TaskError struct {
 	Hint  string
 	// Log is the relevant log tail (task log, apt / DKMS log, journal lines).
 	Log string
+	// Bundle is the directory of the run's log bundle (reports/<vm>-<run>/: transcript.log,
+	// failure.txt) when one was written.
+	Bundle string
 }
 
 func (e *TaskError) Error() string {
 	msg := e.Task + ": " + e.Err.Error()
 	if e.Hint != "" {
 		msg += " (hint: " + e.Hint + ")"
+	}
+	if e.Bundle != "" {
+		msg += " (logs: " + e.Bundle + ")"
 	}
 	return msg
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -31,9 +30,8 @@ type SSHOptions struct {
 // dialGuest opens an SSH Runner; a variable so that tests can replace it.
 var dialGuest = guest.Dial
 
-// SSHConfig is the guest.Config that reaches the catalog VM vmName: its address, cloud-init
-// user, pinned known_hosts, jump host (option, else the catalog's), loopback-only in
-// simulator mode.
+// SSHConfig is the guest.Config that reaches the catalog VM vmName (see GuestConfig), loopback-only
+// when the client is in simulator mode.
 func (c *Client) SSHConfig(cat *catalog.Catalog, vmName string, o SSHOptions) (guest.Config, error) {
 	vm, err := cat.VM(vmName)
 	if err != nil {
@@ -43,50 +41,17 @@ func (c *Client) SSHConfig(cat *catalog.Catalog, vmName string, o SSHOptions) (g
 }
 
 func (c *Client) sshConfig(cat *catalog.Catalog, vm *catalog.VM, o SSHOptions) (guest.Config, error) {
-	if vm.IP() == "" {
-		return guest.Config{}, fmt.Errorf("VM %q has no IP address in the catalog", vm.Name)
-	}
-	user := vm.CloudInit.User
-	if user == "" {
-		user = "ubuntu"
-	}
-	kh := o.KnownHostsFile
-	if kh == "" {
-		kh = DefaultKnownHostsFile()
-	}
-	cfg := guest.Config{
-		Addr: net.JoinHostPort(vm.IP(), "22"), User: user, KeyFile: o.KeyFile,
-		KnownHostsFile: kh, LoopbackOnly: c.simulator,
-	}
-	switch {
-	case o.Jump != "":
-		j, err := ParseJump(o.Jump)
-		if err != nil {
-			return guest.Config{}, err
-		}
-		j.KeyFile = o.KeyFile
-		cfg.Jump = j
-	case cat.JumpHostFor(vm) != nil:
-		jh := cat.JumpHostFor(vm)
-		cfg.Jump = &guest.Jump{Addr: jh.Address, User: jh.User, KeyFile: o.KeyFile}
-	}
-	return cfg, nil
+	loop := c.simulator
+	return GuestConfig(cat, vm, HostOptions{KeyFile: o.KeyFile, KnownHostsFile: o.KnownHostsFile, Jump: o.Jump, LoopbackOnly: &loop})
 }
 
-// ParseJump parses "USER@HOST:PORT" (port defaults to 22).
+// ParseJump parses a jump host "USER@HOST[:PORT]" (port defaults to 22).
 func ParseJump(s string) (*guest.Jump, error) {
-	user, hostport, ok := strings.Cut(s, "@")
-	if !ok || user == "" || hostport == "" {
-		return nil, fmt.Errorf("jump host %q is not USER@HOST:PORT", s)
-	}
-	host, port, err := net.SplitHostPort(hostport)
+	user, addr, err := ParseTarget(s)
 	if err != nil {
-		host, port = hostport, "22"
+		return nil, fmt.Errorf("jump %w", err)
 	}
-	if _, err := strconv.Atoi(port); err != nil || host == "" {
-		return nil, fmt.Errorf("jump host %q is not USER@HOST:PORT", s)
-	}
-	return &guest.Jump{Addr: net.JoinHostPort(host, port), User: user}, nil
+	return &guest.Jump{Addr: addr, User: user}, nil
 }
 
 // ConnectGuest dials the catalog VM over SSH, waiting (bounded by o.Timeout and ctx, with

@@ -49,13 +49,23 @@ func (f *infraFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.verbose, "v", false, "debug logs on stderr")
 }
 
-// parseFlags parses args; ok false means exit with code.
-func parseFlags(fs *flag.FlagSet, args []string, f *infraFlags, stderr io.Writer) (code int, ok bool) {
+// parseArgs parses args; ok false means exit with code (0 after -h, 2 on a usage error, which
+// the flag package has printed).
+func parseArgs(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, false
 		}
 		return 2, false
+	}
+	return 0, true
+}
+
+// parseFlags parses args and requires --vm and no positional arguments; ok false means exit
+// with code.
+func parseFlags(fs *flag.FlagSet, args []string, f *infraFlags, stderr io.Writer) (code int, ok bool) {
+	if code, ok := parseArgs(fs, args); !ok {
+		return code, false
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
@@ -127,15 +137,21 @@ func (r *renderer) Report(e provision.Event) {
 	}
 }
 
-// printErr prints a failure with its log tail.
+// printErr prints a failure with its log tail and the path of its log bundle.
 func printErr(w io.Writer, err error) {
 	fmt.Fprintf(w, "✗ %v\n", err)
 	var te *provision.TaskError
-	if errors.As(err, &te) && te.Log != "" {
+	if !errors.As(err, &te) {
+		return
+	}
+	if te.Log != "" {
 		fmt.Fprintln(w, "  log tail:")
 		for _, l := range strings.Split(te.Log, "\n") {
 			fmt.Fprintln(w, "    "+l)
 		}
+	}
+	if te.Bundle != "" {
+		fmt.Fprintln(w, "  logs: "+te.Bundle)
 	}
 }
 
@@ -153,18 +169,31 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var f infraFlags
 	f.register(fs)
 	keep := fs.Bool("keep-on-failure", false, "keep a VM this run created when a later step fails (default: roll it back)")
-	knownHosts := fs.String("known-hosts", firstSet(getenv(envKnownHosts), provision.DefaultKnownHostsFile()), "pinned SSH host keys `FILE`")
-	sshKey := fs.String("ssh-key", getenv(envSSHKey), "SSH private key `FILE` (default: ssh-agent)")
-	jump := fs.String("jump", getenv(envJumpHost), "SSH jump host `USER@HOST:PORT` (default: the catalog's jump_host)")
+	var h hostFlags // --ssh-key, --known-hosts, --jump, and --host for the guest phase alone
+	h.registerSSH(fs)
+	h.RegisterHostFlags(fs)
 	replace := fs.Bool("replace-host-key", false, "replace a pinned guest host key that differs (the VM was re-created)")
 	infraOnly := fs.Bool("infra-only", false, "stop once the VM runs and its host key is pinned (no SSH, no guest phase)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: aimachine deploy --vm NAME [--catalog FILE] [--keep-on-failure] [--insecure] [--known-hosts FILE] [--ssh-key FILE] [--jump USER@HOST:PORT] [-v]")
+		fmt.Fprintln(fs.Output(), "       aimachine deploy --vm NAME --host USER@ADDR[:PORT] [--accept-new-host-key] [--catalog FILE] [--known-hosts FILE] [--ssh-key FILE] [--jump USER@HOST:PORT] [-v]")
 		fmt.Fprintln(fs.Output(), "Converges the VM: preflight, create or minimal change, start, cloud-init, SSH, guest phase. Proxmox access comes from PROXMOX_VE_*.")
+		fmt.Fprintln(fs.Output(), "With --host: only the guest phase, on an already installed Ubuntu 24.04 machine (no Proxmox access).")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args, &f, stderr); !ok {
 		return code
+	}
+	switch {
+	case h.host != "" && (*infraOnly || *replace || *keep):
+		fmt.Fprintln(stderr, "aimachine deploy: --host runs only the guest phase; --infra-only, --replace-host-key and --keep-on-failure apply to a Proxmox deploy")
+		return 2
+	case h.host == "" && h.acceptNew:
+		fmt.Fprintln(stderr, "aimachine deploy: --accept-new-host-key needs --host (a Proxmox deploy pins the key it reads through the guest agent)")
+		return 2
+	case h.host != "":
+		h.verbose = f.verbose
+		return runHostDeploy(ctx, f.catalog, f.vm, h, stdout, stderr)
 	}
 	cat, c, _, err := connect(ctx, &f, stderr)
 	if err != nil {
@@ -174,7 +203,7 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	rep := &renderer{w: stderr, verbose: f.verbose}
 	res, err := c.Deploy(ctx, cat, f.vm, provision.DeployOptions{
 		Reporter: rep, KeepOnFailure: *keep, InfraOnly: *infraOnly,
-		SSH: provision.SSHOptions{KnownHostsFile: *knownHosts, KeyFile: *sshKey, Jump: *jump, ReplaceHostKey: *replace},
+		SSH: provision.SSHOptions{KnownHostsFile: h.knownHosts, KeyFile: h.sshKey, Jump: h.jump, ReplaceHostKey: *replace},
 	})
 	if res != nil && res.Runner != nil {
 		_ = res.Runner.Close()

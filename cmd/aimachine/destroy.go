@@ -23,7 +23,7 @@ func runDestroy(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var f infraFlags
 	f.register(fs)
 	yes := fs.Bool("yes", false, "really delete the VM and its disks")
-	knownHosts := fs.String("known-hosts", firstSet(getenv(envKnownHosts), provision.DefaultKnownHostsFile()), "pinned SSH host keys `FILE` (the VM's line is removed)")
+	knownHosts := fs.String("known-hosts", defaultKnownHosts(), "pinned SSH host keys `FILE` (the VM's line is removed)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: aimachine destroy --vm NAME --yes [--catalog FILE] [--insecure] [-v]")
 		fmt.Fprintln(fs.Output(), "Stops and deletes the VM with its disks, only if it carries the 'aimachine' tag.")

@@ -23,12 +23,17 @@ type hostFlags struct {
 // registerSSH adds --ssh-key, --known-hosts and --jump (defaults from AIMACHINE_* variables).
 func (h *hostFlags) registerSSH(fs *flag.FlagSet) {
 	fs.StringVar(&h.sshKey, "ssh-key", getenv(envSSHKey), "SSH private key `FILE` (default: ssh-agent)")
-	fs.StringVar(&h.knownHosts, "known-hosts", firstSet(getenv(envKnownHosts), provision.DefaultKnownHostsFile()), "pinned SSH host keys `FILE`")
-	fs.StringVar(&h.jump, "jump", getenv(envJumpHost), "SSH jump host `USER@HOST:PORT`")
+	fs.StringVar(&h.knownHosts, "known-hosts", defaultKnownHosts(), "pinned SSH host keys `FILE`")
+	fs.StringVar(&h.jump, "jump", getenv(envJumpHost), "SSH jump host `USER@HOST:PORT` (default: the catalog's jump_host, for the catalog VM's address)")
 }
 
-// RegisterHostFlags adds deploy's --host and --accept-new-host-key (deploy registers its own
-// --ssh-key / --known-hosts / --jump and copies them into h before calling runHostDeploy).
+// defaultKnownHosts is --known-hosts' default: AIMACHINE_KNOWN_HOSTS, else ~/.config/aimachine/known_hosts.
+func defaultKnownHosts() string {
+	return firstSet(getenv(envKnownHosts), provision.DefaultKnownHostsFile())
+}
+
+// RegisterHostFlags adds deploy's --host and --accept-new-host-key (deploy also registers
+// registerSSH's flags into h and sets h.verbose from -v before calling runHostDeploy).
 func (h *hostFlags) RegisterHostFlags(fs *flag.FlagSet) {
 	fs.StringVar(&h.host, "host", "", "run only the guest phase on this existing Ubuntu 24.04 machine `USER@ADDR[:PORT]`")
 	fs.BoolVar(&h.acceptNew, "accept-new-host-key", false, "with --host: trust and pin the machine's SSH host key if none is pinned yet (a changed key is still refused)")

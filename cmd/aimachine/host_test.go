@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +53,76 @@ func TestHostDeployHostKeyAndFailure(t *testing.T) {
 	for _, c := range execs {
 		if strings.Contains(c, "sk-host-test-1234") {
 			t.Fatal("API key on a command line")
+		}
+	}
+}
+
+// deploy --host runs only the guest phase: no Proxmox environment is read, --ssh-key,
+// --known-hosts, --jump and --accept-new-host-key reach the SSH client, and a failed task
+// prints its log bundle.
+func TestDeployHostFlagRunsOnlyTheGuestPhase(t *testing.T) {
+	dir := t.TempDir()
+	signer, keyFile := guesttest.ClientKey(t, dir)
+	target := guesttest.New(t, signer.PublicKey(), func(_ context.Context, cmd string, _ io.Reader, _, stderr io.Writer) int {
+		fmt.Fprintln(stderr, "bash: not an Ubuntu guest")
+		return 127
+	})
+	jump := guesttest.New(t, signer.PublicKey(), nil)
+	jump.Routes = map[string]*guesttest.Server{"192.168.0.140:22": target}
+	jumpAddr := jump.Start("")
+	kh := filepath.Join(dir, "known_hosts")
+	jump.PinIn(t, kh, jumpAddr)
+	old := getenv
+	getenv = func(string) string { return "" } // no PROXMOX_VE_*: a Proxmox connection would fail
+	t.Cleanup(func() { getenv = old })
+	t.Setenv("AIMACHINE_SIMULATOR", "1") // a direct dial to 192.168.0.140 would be refused
+	t.Setenv("VLLM_API_KEY", "sk-host-test-1234")
+	t.Setenv("AIMACHINE_VLLM_API_KEY", "sk-host-test-1234")
+	cat, _ := filepath.Abs("../../infrastructure-catalog.yml")
+	t.Chdir(t.TempDir())
+
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"deploy", "--vm", "vm-llm-aimachine", "--catalog", cat,
+		"--host", "ubuntu@192.168.0.140", "--accept-new-host-key", "--ssh-key", keyFile, "--known-hosts", kh,
+		"--jump", "root@" + jumpAddr}, &out, &errb)
+	stderr := errb.String()
+	t.Logf("stderr:\n%s", stderr)
+	if code != 1 || !strings.Contains(stderr, "✗ ") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, "PROXMOX_VE") {
+		t.Fatalf("deploy --host read the Proxmox environment:\n%s", stderr)
+	}
+	if _, execs := target.Stats(); len(execs) == 0 {
+		t.Fatal("no command ran on the host")
+	}
+	if acc, _ := jump.Stats(); acc == 0 {
+		t.Fatal("the host was not reached through --jump")
+	}
+	pinned, _ := os.ReadFile(kh)
+	if !strings.Contains(string(pinned), "192.168.0.140") {
+		t.Fatalf("--accept-new-host-key did not pin the host key:\n%s", pinned)
+	}
+	i := strings.Index(stderr, "  logs: reports/vm-llm-aimachine-")
+	if i < 0 {
+		t.Fatalf("no log bundle line:\n%s", stderr)
+	}
+	bundle := strings.TrimSpace(strings.SplitN(stderr[i:], "\n", 2)[0][len("  logs: "):])
+	if _, err := os.Stat(filepath.Join(bundle, "failure.txt")); err != nil {
+		t.Fatalf("log bundle: %v", err)
+	}
+}
+
+func TestDeployHostFlagConflicts(t *testing.T) {
+	for _, args := range [][]string{
+		{"--host", "ubuntu@127.0.0.1", "--infra-only"},
+		{"--host", "ubuntu@127.0.0.1", "--keep-on-failure"},
+		{"--accept-new-host-key"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append([]string{"deploy", "--vm", "vm-llm-aimachine"}, args...), &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), "--host") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 naming --host", args, code, errb.String())
 		}
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,11 +34,8 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(fs.Output(), "Read-only proof over SSH: lspci, nvidia-smi (model, memory, driver), open kernel module, dmesg, nvcc, a CUDA sample, vLLM /health and /v1/models, Ollama. Exit 0 only when every check passes.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseArgs(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 || *vm == "" {
 		fmt.Fprintln(stderr, "aimachine verify: --vm NAME is required (hint: aimachine catalog validate lists the VMs)")

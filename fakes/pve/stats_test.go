@@ -3,6 +3,7 @@ package pve
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -102,5 +103,58 @@ func TestStatsMatchTable(t *testing.T) {
 	}
 	if snap := e.s.Snapshot(); len(snap.VMs) != 0 || len(snap.Mappings) != 0 {
 		t.Errorf("state after reset: %+v", snap)
+	}
+}
+
+// statsAtAnswer is a ResponseWriter that notes the request count the moment the answer starts.
+type statsAtAnswer struct {
+	*httptest.ResponseRecorder
+	s     *Server
+	total int
+}
+
+func (w *statsAtAnswer) note() {
+	if w.total < 0 {
+		w.total = w.s.Stats().Total
+	}
+}
+func (w *statsAtAnswer) WriteHeader(code int) { w.note(); w.ResponseRecorder.WriteHeader(code) }
+func (w *statsAtAnswer) Write(b []byte) (int, error) {
+	w.note()
+	return w.ResponseRecorder.Write(b)
+}
+
+// A request is in Stats before its answer is written, so a client reading Stats right after a
+// call always sees it (answers, API errors and injected faults alike).
+func TestRequestIsRecordedBeforeItsAnswer(t *testing.T) {
+	s := New(WithAuthDelay(0), WithTimeScale(0))
+	tests := []struct {
+		name   string
+		auth   bool
+		fault  bool
+		status int
+	}{
+		{name: "answer", auth: true, status: 200},
+		{name: "API error", auth: false, status: 401},
+		{name: "fault", auth: true, fault: true, status: 500},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.fault {
+				s.FailNext(FaultRule{Method: "GET", Path: "/version", Status: 500, Reason: "got timeout"})
+			}
+			r := httptest.NewRequest("GET", "/api2/json/version", nil)
+			if tt.auth {
+				r.Header.Set("Authorization", "PVEAPIToken="+DefaultTokenID+"="+DefaultTokenSecret)
+			}
+			w := &statsAtAnswer{ResponseRecorder: httptest.NewRecorder(), s: s, total: -1}
+			s.ServeHTTP(w, r)
+			if w.Code != tt.status {
+				t.Fatalf("status %d, want %d", w.Code, tt.status)
+			}
+			if w.total != i+1 {
+				t.Fatalf("Stats().Total was %d when the answer was written, want %d", w.total, i+1)
+			}
+		})
 	}
 }

@@ -31,6 +31,15 @@ func newEnv(t *testing.T) *env {
 	return &env{dir: dir, keyFile: kf, knownHosts: filepath.Join(dir, "known_hosts"), signer: s}
 }
 
+// pinnedServer starts a test server on loopback whose host key is pinned in e.knownHosts.
+func (e *env) pinnedServer(t *testing.T, h guesttest.Handler) (*guesttest.Server, string) {
+	t.Helper()
+	srv := guesttest.New(t, e.signer.PublicKey(), h)
+	addr := srv.Start("")
+	srv.PinIn(t, e.knownHosts, addr)
+	return srv, addr
+}
+
 func (e *env) cfg(addr string) guest.Config {
 	return guest.Config{Addr: addr, User: "root", KeyFile: e.keyFile, KnownHostsFile: e.knownHosts,
 		Backoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
@@ -39,9 +48,7 @@ func (e *env) cfg(addr string) guest.Config {
 func TestRunReusesOneConnection(t *testing.T) {
 	e := newEnv(t)
 	root := t.TempDir()
-	srv := guesttest.New(t, e.signer.PublicKey(), guesttest.Shell(root))
-	addr := srv.Start("")
-	srv.PinIn(t, e.knownHosts, addr)
+	srv, addr := e.pinnedServer(t, guesttest.Shell(root))
 
 	ctx := context.Background()
 	r, err := guest.Dial(ctx, e.cfg(addr))
@@ -79,9 +86,7 @@ func TestRunReusesOneConnection(t *testing.T) {
 func TestPutSendsDataOnStdin(t *testing.T) {
 	e := newEnv(t)
 	root := t.TempDir()
-	srv := guesttest.New(t, e.signer.PublicKey(), guesttest.Shell(root))
-	addr := srv.Start("")
-	srv.PinIn(t, e.knownHosts, addr)
+	srv, addr := e.pinnedServer(t, guesttest.Shell(root))
 	ctx := context.Background()
 	r, err := guest.Dial(ctx, e.cfg(addr))
 	if err != nil {
@@ -224,9 +229,7 @@ func TestJumpHostDirectTCPIPAndLoopbackGuard(t *testing.T) {
 
 func TestAgentAuth(t *testing.T) {
 	e := newEnv(t)
-	srv := guesttest.New(t, e.signer.PublicKey(), guesttest.Shell(t.TempDir()))
-	addr := srv.Start("")
-	srv.PinIn(t, e.knownHosts, addr)
+	_, addr := e.pinnedServer(t, guesttest.Shell(t.TempDir()))
 
 	// An in-process agent holding the key.
 	sock := filepath.Join(e.dir, "agent.sock")
@@ -328,9 +331,7 @@ func TestDropMidCommandAndReconnect(t *testing.T) {
 
 func TestRunHonoursContext(t *testing.T) {
 	e := newEnv(t)
-	srv := guesttest.New(t, e.signer.PublicKey(), guesttest.Shell(t.TempDir()))
-	addr := srv.Start("")
-	srv.PinIn(t, e.knownHosts, addr)
+	_, addr := e.pinnedServer(t, guesttest.Shell(t.TempDir()))
 	r, err := guest.Dial(context.Background(), e.cfg(addr))
 	if err != nil {
 		t.Fatal(err)
@@ -349,9 +350,7 @@ func TestRunHonoursContext(t *testing.T) {
 
 func TestTranscriptRedactsSecrets(t *testing.T) {
 	e := newEnv(t)
-	srv := guesttest.New(t, e.signer.PublicKey(), guesttest.Shell(t.TempDir()))
-	addr := srv.Start("")
-	srv.PinIn(t, e.knownHosts, addr)
+	_, addr := e.pinnedServer(t, guesttest.Shell(t.TempDir()))
 	var entries []guest.Entry
 	cfg := e.cfg(addr)
 	cfg.Transcript = func(en guest.Entry) { entries = append(entries, en) }

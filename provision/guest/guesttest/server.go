@@ -19,6 +19,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/aimachine/aimachine/provision/internal/retry"
 )
 
 // Handler runs one exec request and returns its exit status. Returning ErrDrop closes the
@@ -102,15 +104,15 @@ func (s *Server) Start(addr string) string {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
+	// Coming back on the old port (a simulated reboot): it may still be held for a moment.
 	var ln net.Listener
-	var err error
-	for i := 0; i < 50; i++ { // the old port may still be in TIME_WAIT-ish state
+	err := retry.Wait{Description: "listen on " + addr, Backoff: retry.Backoff{Initial: 20 * time.Millisecond, Max: 20 * time.Millisecond}, MaxAttempts: 50,
+		Retryable: func(err error) (string, bool) { return "address in use", errors.Is(err, syscall.EADDRINUSE) },
+	}.Do(context.Background(), func(context.Context) error {
+		var err error
 		ln, err = net.Listen("tcp", addr)
-		if err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
 	if err != nil {
 		s.t.Fatal(err)
 	}
