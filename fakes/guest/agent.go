@@ -106,7 +106,7 @@ func (a *agent) FileRead(p string) ([]byte, error) {
 	return b, nil
 }
 
-// Interfaces lists lo and ens18 with the cloud-init address.
+// Interfaces lists lo and eth0 with the cloud-init address.
 func (a *agent) Interfaces() []pve.NetInterface {
 	g := a.g
 	g.mu.Lock()
@@ -114,7 +114,7 @@ func (a *agent) Interfaces() []pve.NetInterface {
 	g.mu.Unlock()
 	return []pve.NetInterface{
 		{Name: "lo", HardwareAddress: "00:00:00:00:00:00", IPs: []pve.IPAddress{{Type: "ipv4", Addr: "127.0.0.1", Prefix: 8}, {Type: "ipv6", Addr: "::1", Prefix: 128}}},
-		{Name: "ens18", HardwareAddress: mac, IPs: []pve.IPAddress{{Type: "ipv4", Addr: ip, Prefix: pfx}, {Type: "ipv6", Addr: macToLinkLocal(mac), Prefix: 64}}},
+		{Name: "eth0", HardwareAddress: mac, IPs: []pve.IPAddress{{Type: "ipv4", Addr: ip, Prefix: pfx}, {Type: "ipv6", Addr: macToLinkLocal(mac), Prefix: 64}}},
 	}
 }
 

@@ -477,7 +477,7 @@ func (s *system) resolve(names []string, o aptOpts) (order []*pkgDef, missing st
 			return ""
 		}
 		seen[n] = true
-		if s.isInstalled(n) && !requested[n] {
+		if s.isInstalled(n) && s.dpkgState(n) == "ii" {
 			return ""
 		}
 		pd := s.available(n)
@@ -520,8 +520,23 @@ func (s *system) aptInstall(p *proc, names []string, o aptOpts) int {
 	for _, n := range names {
 		n, _, _ = strings.Cut(n, "=")
 		if strings.HasSuffix(n, ".deb") {
-			p.errorf("E: Unsupported file %s given on commandline\n", n)
-			return 100
+			b, err := p.readFile(n)
+			name, ver, ok := parseDeb(b)
+			if err != nil || !ok || !strings.Contains(n, "/") {
+				p.errorf("E: Unsupported file %s given on commandline\n", n)
+				return 100
+			}
+			p.printf("Note, selecting '%s' instead of '%s'\n", name, n)
+			if !s.isInstalled(name) {
+				p.printf("The following NEW packages will be installed:\n  %s\n0 upgraded, 1 newly installed, 0 to remove and 0 not upgraded.\nGet:1 %s %s all %s [4328 B]\nSelecting previously unselected package %s.\nPreparing to unpack %s ...\nUnpacking %s (%s) ...\nSetting up %s (%s) ...\n", name, n, name, ver, name, n, name, ver, name, ver)
+				s.mu.Lock()
+				s.installed[name] = ver
+				s.mu.Unlock()
+				if pd := archive[name]; pd != nil {
+					s.postinst(p, pd)
+				}
+			}
+			continue
 		}
 		if s.available(n) == nil && !s.isInstalled(n) {
 			p.errorf("E: Unable to locate package %s\n", n)
@@ -563,6 +578,21 @@ func (s *system) aptInstall(p *proc, names []string, o aptOpts) int {
 			}
 		}
 	}
+	// another Ubuntu driver branch/flavour is replaced (Conflicts/Replaces between the families)
+	var replaced []string
+	for fam := range newFam {
+		if fam == "nvidia-repo" {
+			continue
+		}
+		s.mu.Lock()
+		for n := range s.installed {
+			if pd := archive[n]; pd != nil && driverFamily(pd) != "" && driverFamily(pd) != fam && driverFamily(pd) != "nvidia-repo" {
+				replaced = append(replaced, n)
+			}
+		}
+		s.mu.Unlock()
+	}
+	sort.Strings(replaced)
 	var newPkgs []*pkgDef
 	for _, pd := range order {
 		if !s.isInstalled(pd.name) {
@@ -605,10 +635,14 @@ func (s *system) aptInstall(p *proc, names []string, o aptOpts) int {
 	if len(extras) > 0 {
 		p.printf("The following additional packages will be installed:\n  %s\n", strings.Join(extras, " "))
 	}
+	if len(replaced) > 0 {
+		p.printf("The following packages will be REMOVED:\n  %s\n", strings.Join(replaced, " "))
+		extra = true
+	}
 	if len(names2) > 0 {
 		p.printf("The following NEW packages will be installed:\n  %s\n", strings.Join(names2, " "))
 	}
-	p.printf("0 upgraded, %d newly installed, 0 to remove and 0 not upgraded.\n", len(newPkgs))
+	p.printf("0 upgraded, %d newly installed, %d to remove and 0 not upgraded.\n", len(newPkgs), len(replaced))
 	p.printf("Need to get %s of archives.\nAfter this operation, %s of additional disk space will be used.\n", humanKB(totalKB/3), humanKB(totalKB))
 	if extra && !o.yes && !o.dryRun {
 		p.printf("Do you want to continue? [Y/n] ")
@@ -649,6 +683,11 @@ func (s *system) aptInstall(p *proc, names []string, o aptOpts) int {
 		s.ci.dpkgBusy--
 		s.mu.Unlock()
 	}()
+	for _, n := range replaced {
+		v, _ := s.pkgVersion(n)
+		p.printf("Removing %s (%s) ...\n", n, v)
+		s.removePackage(n, false)
+	}
 	for _, pd := range newPkgs {
 		p.printf("Selecting previously unselected package %s.\nPreparing to unpack .../%s_%s_amd64.deb ...\nUnpacking %s (%s) ...\n", pd.name, pd.name, pd.version, pd.name, pd.version)
 	}
@@ -792,25 +831,30 @@ func (s *system) aptRemove(p *proc, names []string, o aptOpts, purge bool) int {
 	for _, n := range rm {
 		v, _ := s.pkgVersion(n)
 		p.printf("Removing %s (%s) ...\n", n, v)
-		if pd := archive[n]; pd != nil {
-			for fp := range pd.files {
-				s.g.fs.remove(fp)
-			}
-			if pd.role == "cuda" {
-				s.g.fs.remove("/usr/local/cuda")
-			}
-		}
-		s.mu.Lock()
-		delete(s.installed, n)
-		delete(s.halfConfigured, n)
-		if !purge {
-			s.removed[n] = true
-		} else {
-			delete(s.removed, n)
-		}
-		s.mu.Unlock()
+		s.removePackage(n, purge)
 	}
 	return 0
+}
+
+func (s *system) removePackage(n string, purge bool) {
+	if pd := archive[n]; pd != nil {
+		for fp := range pd.files {
+			s.g.fs.remove(fp)
+		}
+		if pd.role == "cuda" {
+			s.g.fs.remove("/usr/local/cuda")
+		}
+	}
+	s.mu.Lock()
+	delete(s.installed, n)
+	delete(s.halfConfigured, n)
+	delete(s.dkmsBuilt, n)
+	if !purge {
+		s.removed[n] = true
+	} else {
+		delete(s.removed, n)
+	}
+	s.mu.Unlock()
 }
 
 func progAptCache(p *proc) int {
@@ -897,6 +941,34 @@ func progDpkg(p *proc) int {
 			p.errorf("dpkg: error: requested operation requires superuser privilege\n")
 			return 2
 		}
+		// re-run the maintainer scripts of half-configured packages
+		s.mu.Lock()
+		var half []string
+		for n := range s.halfConfigured {
+			half = append(half, n)
+		}
+		s.mu.Unlock()
+		sort.Strings(half)
+		var failed []string
+		for _, n := range half {
+			pd := archive[n]
+			if pd == nil {
+				continue
+			}
+			p.printf("Setting up %s (%s) ...\n", pd.name, pd.version)
+			if code := s.postinst(p, pd); code != 0 {
+				p.errorf("dpkg: error processing package %s (--configure):\n installed %s package post-installation script subprocess returned error exit status %d\n", n, n, code)
+				failed = append(failed, n)
+				continue
+			}
+			s.mu.Lock()
+			delete(s.halfConfigured, n)
+			s.mu.Unlock()
+		}
+		if len(failed) > 0 {
+			p.errorf("Errors were encountered while processing:\n %s\n", strings.Join(failed, "\n "))
+			return 1
+		}
 		return 0
 	case "-i", "--install":
 		if !p.root() {
@@ -976,7 +1048,8 @@ func progDpkgQuery(p *proc) int {
 			format = args[i+1]
 			i++
 		case strings.HasPrefix(a, "-f"):
-			format = a[2:]
+			format = strings.TrimPrefix(a[2:], "=") // -f='${Status}' as guest.md writes it
+
 		case strings.HasPrefix(a, "--showformat="):
 			format = strings.TrimPrefix(a, "--showformat=")
 		case strings.HasPrefix(a, "-Wf"):

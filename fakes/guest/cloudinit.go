@@ -216,6 +216,10 @@ func (s *system) agentRunning() bool {
 
 func init() {
 	programs["cloud-init"] = progCloudInit
+	daemons["systemd-socket-proxyd"] = func(ctx context.Context, s *system, sv *service, argv []string, env map[string]string, u *user) int {
+		<-ctx.Done()
+		return 0
+	}
 	daemons["qemu-ga"] = func(ctx context.Context, s *system, sv *service, argv []string, env map[string]string, u *user) int {
 		<-ctx.Done()
 		return 0

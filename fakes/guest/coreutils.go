@@ -1674,8 +1674,25 @@ func (p *proc) builtin(name string) int {
 }
 
 func progMktemp(p *proc) int {
-	flags, _ := splitFlags(p.args[1:], "p")
-	name := fmt.Sprintf("/tmp/tmp.%x", time.Now().UnixNano()&0xffffffffff)
+	flags, ops := splitFlags(p.args[1:], "p")
+	tmpl := "/tmp/tmp.XXXXXXXXXX"
+	if len(ops) > 0 {
+		tmpl = ops[0]
+		if !strings.Contains(tmpl, "/") {
+			tmpl = orDefault(flags["p"], "/tmp") + "/" + tmpl
+		}
+	}
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	n := len(tmpl) - len(strings.TrimRight(tmpl, "X"))
+	if n < 3 {
+		return p.fail(1, "too few X's in template '%s'", tmpl)
+	}
+	suffix := make([]byte, n)
+	seed := time.Now().UnixNano()
+	for i := range suffix {
+		suffix[i] = letters[(seed>>(uint(i)*5)+int64(i)*7)%int64(len(letters))]
+	}
+	name := strings.TrimRight(tmpl, "X") + string(suffix)
 	if has(flags, "d") {
 		if err := p.mkdir(name, 0o700, false); err != nil {
 			return p.fail(1, "failed to create directory via template '/tmp/tmp.XXXXXXXXXX': %s", errText(err))
@@ -1815,16 +1832,16 @@ func progIP(p *proc) int {
 	g.mu.Unlock()
 	args := strings.Join(p.args[1:], " ")
 	if strings.HasPrefix(args, "route") || strings.HasPrefix(args, "r") && !strings.HasPrefix(args, "-") {
-		p.printf("default via %s dev ens18 proto static\n", gateway(ip))
+		p.printf("default via %s dev eth0 proto static\n", gateway(ip))
 		return 0
 	}
 	brief := strings.Contains(args, "-br") || strings.Contains(args, "-brief")
 	if brief {
-		p.printf("lo               UNKNOWN        127.0.0.1/8 ::1/128 \nens18            UP             %s/%d \n", ip, pfx)
+		p.printf("%-16s %-14s %s \n%-16s %-14s %s/%d \n", "lo", "UNKNOWN", "127.0.0.1/8 ::1/128", "eth0", "UP", ip, pfx)
 		return 0
 	}
 	p.printf("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000\n    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n    inet 127.0.0.1/8 scope host lo\n       valid_lft forever preferred_lft forever\n")
-	p.printf("2: ens18: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc fq_codel state UP group default qlen 1000\n    link/ether %s brd ff:ff:ff:ff:ff:ff\n    altname enp0s18\n    inet %s/%d brd %s scope global ens18\n       valid_lft forever preferred_lft forever\n", mac, ip, pfx, broadcast(ip))
+	p.printf("2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc fq_codel state UP group default qlen 1000\n    link/ether %s brd ff:ff:ff:ff:ff:ff\n    altname enp6s18\n    inet %s/%d brd %s scope global eth0\n       valid_lft forever preferred_lft forever\n", mac, ip, pfx, broadcast(ip))
 	return 0
 }
 
@@ -1845,9 +1862,38 @@ func broadcast(ip string) string {
 }
 
 func progPs(p *proc) int {
-	p.printf("    PID TTY          TIME CMD\n")
-	for _, sv := range p.g.sys.runningServices() {
-		p.printf("%7d ?        00:00:01 %s\n", sv.pid, path.Base(sv.exe))
+	s := p.g.sys
+	full := len(p.args) > 1 && (strings.Contains(p.args[1], "aux") || p.args[1] == "-ef")
+	type row struct {
+		user string
+		pid  int
+		cmd  string
+	}
+	rows := []row{{"root", 1, "/sbin/init"}, {"root", 612, "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups"}}
+	if pid, holder := s.lockHolder(); pid != 0 {
+		cmd := "/usr/bin/python3 /usr/bin/unattended-upgrade"
+		if holder == "apt-get" {
+			cmd = "apt-get install"
+		}
+		rows = append(rows, row{"root", pid, cmd})
+	}
+	for _, sv := range s.runningServices() {
+		u := sv.u.user
+		if u == "" {
+			u = "root"
+		}
+		rows = append(rows, row{u, sv.pid, sv.cmdline})
+	}
+	if !full {
+		p.printf("    PID TTY          TIME CMD\n")
+		for _, r := range rows {
+			p.printf("%7d ?        00:00:01 %s\n", r.pid, path.Base(strings.Fields(r.cmd)[0]))
+		}
+		return 0
+	}
+	p.printf("USER         PID %%CPU %%MEM    VSZ   RSS TTY      STAT START   TIME COMMAND\n")
+	for _, r := range rows {
+		p.printf("%-8s %7d  0.0  0.1  22000 13000 ?        Ss   %s   0:01 %s\n", r.user, r.pid, time.Now().Format("15:04"), r.cmd)
 	}
 	return 0
 }

@@ -2,8 +2,8 @@ package guest
 
 import (
 	"fmt"
-	"path"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -89,6 +89,9 @@ func progNvcc(p *proc) int {
 		prints = append(prints, m[1])
 	}
 	content := string(simBinary("cuda-app")) + "arch=" + arch + "\n"
+	if m := regexp.MustCompile(`int\s+n\s*=\s*([^;]+);`).FindStringSubmatch(string(code)); m != nil {
+		content += "n=" + evalIntExpr(m[1]) + "\n"
+	}
 	for _, pr := range prints {
 		content += "printf=" + pr + "\n"
 	}
@@ -100,25 +103,70 @@ func progNvcc(p *proc) int {
 	return 0
 }
 
-// progCudaApp runs a binary built by nvcc.
+// progCudaApp runs a binary built by nvcc: with a working GPU it prints the program's success
+// printf lines (those not starting with FAIL/Error), otherwise its first failure line, exit 1.
 func progCudaApp(p *proc) int {
 	b, _ := p.g.fs.readFile(p.path)
 	ok, reason := p.g.sys.cudaInit()
+	gpu := p.g.sys.nvidiaGPU()
+	name := "GPU"
+	if gpu != nil {
+		name = gpu.model
+	}
+	n := "1024"
+	var prints []string
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(l, "printf="):
+			prints = append(prints, strings.TrimPrefix(l, "printf="))
+		case strings.HasPrefix(l, "n="):
+			n = strings.TrimPrefix(l, "n=")
+		}
+	}
+	isFail := func(f string) bool {
+		lf := strings.ToLower(f)
+		return strings.HasPrefix(lf, "fail") || strings.HasPrefix(lf, "error") || strings.Contains(lf, "cuda error")
+	}
+	render := func(f, errText string) string {
+		return strings.NewReplacer(`\n`, "\n", `\t`, "\t", "%s", orDefault(errText, name), "%d", n, "%f", "0.000000").Replace(f)
+	}
 	if !ok {
+		for _, f := range prints {
+			if isFail(f) {
+				p.printf("%s", render(f, reason))
+				return 1
+			}
+		}
 		p.errorf("CUDA error: %s\n", reason)
 		return 1
 	}
-	gpu := p.g.sys.nvidiaGPU()
-	for _, l := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(l, "printf=") {
-			continue
+	for _, f := range prints {
+		if !isFail(f) {
+			p.printf("%s", render(f, ""))
 		}
-		f := strings.TrimPrefix(l, "printf=")
-		f = strings.NewReplacer(`\n`, "\n", `\t`, "\t", "%s", gpu.model, "%d", "42", "%f", "42.000000", "%.1f", "42.0", "%.2f", "42.00").Replace(f)
-		p.printf("%s", f)
 	}
-	_ = path.Base
 	return 0
+}
+
+// evalIntExpr evaluates "1 << 16", "65536", "1024 * 1024".
+func evalIntExpr(e string) string {
+	e = strings.TrimSpace(e)
+	for _, op := range []string{"<<", "*"} {
+		if l, r, ok := strings.Cut(e, op); ok {
+			a, err1 := strconv.Atoi(strings.TrimSpace(l))
+			b, err2 := strconv.Atoi(strings.TrimSpace(r))
+			if err1 == nil && err2 == nil {
+				if op == "<<" {
+					return strconv.Itoa(a << b)
+				}
+				return strconv.Itoa(a * b)
+			}
+		}
+	}
+	if _, err := strconv.Atoi(e); err == nil {
+		return e
+	}
+	return "1024"
 }
 
 func progGcc(p *proc) int {

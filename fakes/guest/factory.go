@@ -97,6 +97,9 @@ func (f *Factory) newGuest(id pve.VMIdentity, host pve.Host) (*Guest, error) {
 	}
 	dir := f.stateDir
 	f.mu.Unlock()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create guest state dir: %w", err)
+	}
 	root, err := os.MkdirTemp(dir, fmt.Sprintf("vm%d-", id.VMID))
 	if err != nil {
 		return nil, fmt.Errorf("create root filesystem of VM %d: %w", id.VMID, err)

@@ -316,7 +316,6 @@ func (g *Guest) untrack(c net.Conn) {
 	g.mu.Unlock()
 }
 
-
 // parseIPConfig reads "ip=192.168.0.140/24,gw=..." ; dhcp or empty gives 10.0.2.<vmid%200+20>/24
 // (a deterministic lease of the simulated DHCP server).
 func parseIPConfig(s string, vmid int) (string, int) {

@@ -29,6 +29,12 @@ func (h *fakeHost) GuestPoweredOff(vmid int) {
 }
 func (h *fakeHost) Scale(d time.Duration) time.Duration { return 0 }
 
+func (h *fakeHost) poweredOff() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]int{}, h.off...)
+}
+
 const vendorQGA = "#cloud-config\npackages:\n  - qemu-guest-agent\nruncmd:\n  - [systemctl, enable, --now, qemu-guest-agent]\n"
 
 // rtx5060ti is the passed-through GPU (both functions) as the fake PVE resolves it.

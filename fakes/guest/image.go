@@ -68,12 +68,17 @@ func (g *Guest) installImage() error {
 			return err
 		}
 	}
+	if err := v.writeFile("/dev/null", nil, 0o666, root); err != nil {
+		return err
+	}
 	for p, prog := range baseCommands {
 		if err := v.writeFile(p, simBinary(prog), 0o755, root); err != nil {
 			return err
 		}
 	}
 	v.symlink("python3.12", "/usr/bin/python3")
+	v.writeFile("/usr/lib/systemd/systemd-socket-proxyd", simBinary("systemd-socket-proxyd"), 0o755, root)
+	v.mkdirAll("/etc/modules-load.d", 0o755, root)
 	v.symlink("bash", "/usr/bin/rbash")
 	files := map[string]string{
 		"/etc/os-release": `PRETTY_NAME="Ubuntu 24.04.3 LTS"

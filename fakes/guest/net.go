@@ -54,7 +54,9 @@ func (g *Guest) fetch(req *http.Request) (*http.Response, int, string) {
 			return nil, 7, fmt.Sprintf("Failed to connect to %s port %d after 0 ms: Couldn't connect to server", host, pn)
 		}
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
+		if aborted := serveRecover(h, rec, req); aborted {
+			return nil, 56, "Recv failure: Connection reset by peer"
+		}
 		return rec.Result(), 0, ""
 	}
 	switch {
@@ -113,6 +115,40 @@ func progCurl(p *proc) int {
 			}
 		case a == "-w" || a == "--write-out":
 			writeOut = next()
+		case a == "-K" || a == "--config":
+			// curl config: one option per line, "header = \"X: y\"", "url = ...", "--header X"
+			src := next()
+			var cfg []byte
+			if src == "-" {
+				cfg, _ = io.ReadAll(p.stdin)
+			} else if b, err := p.readFile(src); err == nil {
+				cfg = b
+			} else {
+				p.errorf("curl: (26) Failed to open config file %s\n", src)
+				return 26
+			}
+			for _, line := range strings.Split(string(cfg), "\n") {
+				line = strings.TrimSpace(line)
+				if line == "" || strings.HasPrefix(line, "#") {
+					continue
+				}
+				k, v, ok := strings.Cut(line, "=")
+				if !ok {
+					k, v, _ = strings.Cut(line, " ")
+				}
+				k = strings.TrimLeft(strings.TrimSpace(k), "-")
+				v = strings.Trim(strings.TrimSpace(v), "\"")
+				switch k {
+				case "header", "H":
+					headers = append(headers, v)
+				case "url":
+					rawURL = v
+				case "data", "d":
+					data, method = v, "POST"
+				case "silent", "s":
+					silent = true
+				}
+			}
 		case a == "-m" || a == "--max-time" || a == "--connect-timeout" || a == "--retry" || a == "--retry-delay" || a == "-u" || a == "--user" || a == "-A" || a == "--user-agent":
 			next()
 		case a == "-s" || a == "--silent":
@@ -310,4 +346,18 @@ func progWget(p *proc) int {
 		p.errorf("%s (1.2 MB/s) - ‘%s’ saved [%d/%d]\n\n", now, out, len(body), len(body))
 	}
 	return 0
+}
+
+// serveRecover runs a handler; a handler that aborts (http.ErrAbortHandler) is a reset connection.
+func serveRecover(h http.Handler, w http.ResponseWriter, r *http.Request) (aborted bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				panic(v)
+			}
+			aborted = true
+		}
+	}()
+	h.ServeHTTP(w, r)
+	return false
 }

@@ -206,10 +206,10 @@ func (s *system) cudaInit() (bool, string) {
 func (s *system) postinst(p *proc, pd *pkgDef) int {
 	switch pd.role {
 	case "dkms":
-		return s.dkmsBuild(p, pd.name, nvBranches[pd.branch])
+		return s.dkmsBuild(p, pd.name, nvBranches[pd.branch], false)
 	case "nvidia-repo-driver":
 		if pd.name == "nvidia-kernel-open-dkms" {
-			return s.dkmsBuild(p, pd.name, "580.95.05")
+			return s.dkmsBuild(p, pd.name, "580.95.05", false)
 		}
 	case "qga":
 		s.daemonReload()
@@ -235,13 +235,22 @@ func (s *system) postinst(p *proc, pd *pkgDef) int {
 	return 0
 }
 
-// dkmsBuild builds an NVIDIA DKMS module for the running kernel (headers needed).
-func (s *system) dkmsBuild(p *proc, pkg, ver string) int {
-	p.printf("Loading new nvidia-%s DKMS files...\nBuilding for %s\nBuilding initial module for %s\n", ver, kernelRelease, kernelRelease)
+// dkmsBuild builds an NVIDIA DKMS module for the running kernel. From a package's postinst
+// (explicit=false) missing headers only skip the build, as dkms autoinstall does; `dkms build`
+// or `dkms install` (explicit=true) fail with the headers error of guest.md §10.2.
+func (s *system) dkmsBuild(p *proc, pkg, ver string, explicit bool) int {
+	if !explicit {
+		p.printf("Loading new nvidia/%s DKMS files...\n", ver)
+	}
 	if !s.isInstalled("linux-headers-" + kernelRelease) {
+		if !explicit {
+			p.printf("Module build for kernel %s was skipped since the\nkernel headers for this kernel do not seem to be installed.\n", kernelRelease)
+			return 0
+		}
 		p.errorf("Error! Your kernel headers for kernel %s cannot be found at /lib/modules/%s/build or /lib/modules/%s/source.\nPlease install the linux-headers-%s package or use the --kernelsourcedir option to tell DKMS where it's located.\n", kernelRelease, kernelRelease, kernelRelease, kernelRelease)
 		return 1
 	}
+	p.printf("Building for %s\nBuilding initial module nvidia/%s for %s\n", kernelRelease, ver, kernelRelease)
 	if err := s.g.sleep(p.ctx, 60*time.Second); err != nil {
 		return 1
 	}
@@ -260,18 +269,64 @@ func (s *system) dkmsBuild(p *proc, pkg, ver string) int {
 	return 0
 }
 
+// dkmsPackages lists installed DKMS packages and their driver versions.
+func (s *system) dkmsPackages() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	for n := range s.installed {
+		pd := archive[n]
+		switch {
+		case pd == nil:
+		case pd.role == "dkms":
+			out[n] = nvBranches[pd.branch]
+		case n == "nvidia-kernel-open-dkms":
+			out[n] = "580.95.05"
+		}
+	}
+	return out
+}
+
 func progDkms(p *proc) int {
-	if len(p.args) > 1 && p.args[1] == "status" {
-		s := p.g.sys
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for pkg, ver := range s.dkmsBuilt {
-			_ = pkg
-			p.printf("nvidia/%s, %s, x86_64: installed\n", ver, kernelRelease)
+	s := p.g.sys
+	cmd := ""
+	if len(p.args) > 1 {
+		cmd = p.args[1]
+	}
+	switch cmd {
+	case "status":
+		for pkg, ver := range s.dkmsPackages() {
+			s.mu.Lock()
+			built := s.dkmsBuilt[pkg] != ""
+			s.mu.Unlock()
+			if built {
+				p.printf("nvidia/%s, %s, x86_64: installed\n", ver, kernelRelease)
+			} else {
+				p.printf("nvidia/%s: added\n", ver)
+			}
 		}
 		return 0
+	case "build", "install", "autoinstall":
+		if !p.root() {
+			p.errorf("Error! You must be root to use this command.\n")
+			return 1
+		}
+		code := 0
+		for pkg, ver := range s.dkmsPackages() {
+			s.mu.Lock()
+			built := s.dkmsBuilt[pkg] != ""
+			s.mu.Unlock()
+			if built {
+				continue
+			}
+			if c := s.dkmsBuild(p, pkg, ver, true); c != 0 {
+				code = c
+			}
+		}
+		return code
 	}
-	return 0
+	p.errorf("Error! No action was specified.\n")
+	return 1
 }
 
 type udCandidate struct {
@@ -539,14 +594,32 @@ func progLsmod(p *proc) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p.printf("Module                  Size  Used by\n")
-	sizes := map[string]string{"nvidia_uvm": "2076672  0", "nvidia_drm": "135168  0", "nvidia_modeset": "1638400  1 nvidia_drm", "nvidia": "11640832  2 nvidia_uvm,nvidia_modeset"}
-	for _, m := range []string{"nvidia_uvm", "nvidia_drm", "nvidia_modeset", "nvidia"} {
-		if s.loaded[m] {
-			p.printf("%-19s %s\n", m, sizes[m])
-		}
+	type mod struct {
+		name string
+		size int
+		deps []string // modules using this one
 	}
-	p.printf("%-19s %s\n", "virtio_net", "77824  0")
-	p.printf("%-19s %s\n", "virtio_scsi", "28672  2")
+	users := func(m string, cands ...string) []string {
+		var out []string
+		for _, c := range cands {
+			if s.loaded[c] {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	mods := []mod{
+		{"nvidia_uvm", 2076672, nil}, {"nvidia_drm", 135168, nil}, {"nvidia_modeset", 1638400, users("", "nvidia_drm")},
+		{"nvidia", 11640832, users("", "nvidia_uvm", "nvidia_modeset")},
+	}
+	for _, m := range mods {
+		if !s.loaded[m.name] {
+			continue
+		}
+		p.printf("%-19s %8d  %d %s\n", m.name, m.size, len(m.deps), strings.Join(m.deps, ","))
+	}
+	p.printf("%-19s %8d  %d\n", "virtio_net", 77824, 0)
+	p.printf("%-19s %8d  %d\n", "virtio_scsi", 28672, 2)
 	return 0
 }
 
@@ -622,6 +695,9 @@ func (s *system) gpuMemUsed() (int, []struct {
 	sort.Ints(pids)
 	for _, pid := range pids {
 		gp := s.gpuProcs[pid]
+		if !gp.until.IsZero() && time.Now().After(gp.until) {
+			continue
+		}
 		procs = append(procs, struct {
 			pid  int
 			name string
@@ -688,7 +764,7 @@ func progNvidiaSmi(p *proc) int {
 			return 0
 		case a == "-q" || a == "--query":
 			p.printf("\n==============NVSMI LOG==============\n\nTimestamp                                              : %s\nDriver Version                                         : %s\nCUDA Version                                           : %s\n\nAttached GPUs                                          : 1\nGPU %s\n    Product Name                                       : %s\n    FB Memory Usage\n        Total                                          : %d MiB\n        Used                                           : %d MiB\n        Free                                           : %d MiB\n",
-				time.Now().Format("Mon Jan  2 15:04:05 2006"), mod.version, cudaV, busID(gpu.guestAddr), gpu.model, gpu.memMiB, used, gpu.memMiB-used)
+				time.Now().Format("Mon Jan _2 15:04:05 2006"), mod.version, cudaV, busID(gpu.guestAddr), gpu.model, gpu.memMiB, used, gpu.memMiB-used)
 			return 0
 		case strings.HasPrefix(a, "-"):
 			if a != "-i" && !strings.HasPrefix(a, "--id") {
@@ -767,7 +843,7 @@ func progNvidiaSmi(p *proc) int {
 	// default table (580/595 header spelling)
 	line := "+-----------------------------------------------------------------------------------------+"
 	sep3 := "+-----------------------------------------+------------------------+----------------------+"
-	p.printf("%s\n%s\n", time.Now().Format("Mon Jan  2 15:04:05 2006"), line)
+	p.printf("%s\n%s\n", time.Now().Format("Mon Jan _2 15:04:05 2006"), line)
 	p.printf("| NVIDIA-SMI %-23sDriver Version: %-15sCUDA Version: %-9s|\n", mod.version, mod.version, cudaV)
 	p.printf("%s\n", sep3)
 	p.printf("| GPU  Name                 Persistence-M | Bus-Id          Disp.A | Volatile Uncorr. ECC |\n")
@@ -856,7 +932,14 @@ func progLspci(p *proc) int {
 			p.printf("%s %s: %s%s\n", d.addr, d.clsName, d.name, rev)
 		}
 		if kernel && d.vendor == "10de" {
-			p.printf("\tSubsystem: ASUSTeK Computer Inc. Device [1043:8a11]\n")
+			sv, sd := "1043", "8a11"
+			for _, g := range s.gpus() {
+				if g.guestAddr == d.addr && g.subVendor != "" {
+					sv, sd = g.subVendor, g.subDevice
+				}
+			}
+			vendors := map[string]string{"1043": "ASUSTeK Computer Inc.", "1458": "Gigabyte Technology Co., Ltd", "1462": "Micro-Star International Co., Ltd. [MSI]", "10de": "NVIDIA Corporation", "19da": "ZOTAC International (MCO) Ltd."}
+			p.printf("\tSubsystem: %s Device [%s:%s]\n", orDefault(vendors[sv], "Device"), sv, sd)
 			if bound && d.cls == "0300" {
 				p.printf("\tKernel driver in use: nvidia\n")
 			}

@@ -57,7 +57,7 @@ func TestDriverInstallWalk(t *testing.T) {
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "nvidia-headless-no-dkms-595-open\nlinux-modules-nvidia-595-open-generic\n") {
 		t.Fatalf("install --gpgpu: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	dq := vm.must(c, `dpkg-query -W -f='${Package}\t${Status}\t${Version}\n' 'nvidia-*' 'linux-modules-nvidia-*'`)
+	dq := vm.must(c, `dpkg-query -W --showformat='${Package}\t${Status}\t${Version}\n' 'nvidia-*' 'linux-modules-nvidia-*'`)
 	for _, want := range []string{"nvidia-headless-no-dkms-595-open\tinstall ok installed\t595.84-0ubuntu0.24.04.1", "linux-modules-nvidia-595-open-6.8.0-88-generic\tinstall ok installed"} {
 		if !strings.Contains(dq, want) {
 			t.Errorf("dpkg-query lacks %q:\n%s", want, dq)
@@ -167,5 +167,28 @@ func TestUbuntuDriversNoGPU(t *testing.T) {
 	r = vm.sh(c, "sudo ubuntu-drivers --gpgpu list")
 	if !strings.HasPrefix(r.stdout, "This is gpgpu mode\n") {
 		t.Errorf("group-level --gpgpu: %q", r.stdout)
+	}
+}
+
+// TestBranchSwitchNeedsReboot: a newer branch replaces the loaded one; NVML mismatch until reboot.
+func TestBranchSwitchNeedsReboot(t *testing.T) {
+	vm := newVM(t, 0, nil).ready()
+	c := vm.client()
+	vm.must(c, "sudo apt-get update && sudo apt-get install -y nvidia-headless-no-dkms-580-open linux-modules-nvidia-580-open-generic nvidia-utils-580 && sudo modprobe nvidia")
+	vm.must(c, "nvidia-smi -L")
+	out := vm.must(c, "sudo apt-get install -y nvidia-headless-no-dkms-595-open linux-modules-nvidia-595-open-generic nvidia-utils-595")
+	if !strings.Contains(out, "The following packages will be REMOVED:") || !strings.Contains(out, "nvidia-utils-580") {
+		t.Errorf("580 not replaced:\n%s", out)
+	}
+	r := vm.sh(c, "nvidia-smi")
+	if r.code != 18 || r.stdout != "Failed to initialize NVML: Driver/library version mismatch\nNVML library version: 595.84\n" {
+		t.Errorf("mismatch: %d %q", r.code, r.stdout)
+	}
+	if err := runErr(c, "sudo reboot"); err == nil {
+		t.Fatal("reboot kept the connection")
+	}
+	vm.ready()
+	if got := vm.must(vm.client(), "nvidia-smi --query-gpu=driver_version --format=csv,noheader"); got != "595.84\n" {
+		t.Errorf("after reboot: %q", got)
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -166,6 +168,10 @@ func progOllamaInstall(p *proc) int {
 	}
 	kv := kernelRelease
 	g.execArgs(&q2, []string{"apt-get", "-y", "install", "linux-headers-" + kv})
+	if code := g.execArgs(&q2, []string{"dkms", "autoinstall"}); code != 0 {
+		p.errorf("%s", out.String())
+		return code
+	}
 	if msg := s.loadNvidia(false); msg != "" {
 		p.errorf("%s\n", msg)
 		return 1
@@ -179,8 +185,9 @@ func progOllamaInstall(p *proc) int {
 
 // daemonOllama is `ollama serve`.
 func daemonOllama(ctx context.Context, s *system, sv *service, argv []string, env map[string]string, u *user) int {
+	pid := sv.pid
 	logf := func(format string, a ...any) {
-		s.logUnit(sv.u.name, "%s[%d]: %s", path.Base(argv[0]), sv.pid, fmt.Sprintf(format, a...))
+		s.logUnit(sv.u.name, "%s[%d]: %s", path.Base(argv[0]), pid, fmt.Sprintf(format, a...))
 	}
 	return runOllama(ctx, s, sv, argv, env, u, logf)
 }
@@ -211,7 +218,12 @@ func runOllama(ctx context.Context, s *system, sv *service, argv []string, env m
 	logf("time=%s level=INFO source=runner.go:67 msg=\"discovering available GPUs...\"", ts())
 	_, flags := cpuFlags(g.bootInfo().CPU)
 	avx := hasFlag(flags, "avx")
-	ok, _ := s.gpuUsable()
+	// libcuda loads nvidia_uvm through the setuid nvidia-modprobe when it can
+	usable, _ := s.gpuUsable()
+	ok := false
+	if avx {
+		ok, _ = s.cudaInit()
+	}
 	s.mu.Lock()
 	uvm := s.loaded["nvidia_uvm"]
 	s.mu.Unlock()
@@ -222,14 +234,27 @@ func runOllama(ctx context.Context, s *system, sv *service, argv []string, env m
 		logf("time=%s level=INFO source=types.go:60 msg=\"inference compute\" id=GPU-b75c61a8-fba6-aa18-344a-8a8871ba6af9 filter_id=\"\" library=CUDA compute=12.0 name=CUDA0 description=\"%s\" libdirs=ollama,cuda_v13 driver=%s pci_id=0000:%s type=discrete total=\"%.1f GiB\" available=\"%.1f GiB\"",
 			ts(), gpu.model, cudaVersionFor(s.loadedNvidiaBranch()), gpu.guestAddr, float64(gpu.memMiB)/1024, float64(gpu.memMiB)/1024-0.5)
 	} else {
-		if gpu != nil && ok && !uvm {
+		if gpu != nil && usable && avx && !uvm {
 			logf("time=%s level=WARN source=cuda_common.go:60 msg=\"cuda driver library init failure\" error=\"cuda driver library init failure: 999. see https://github.com/ollama/ollama/blob/main/docs/troubleshooting.md for more information\"", ts())
 		}
 		logf("time=%s level=INFO source=types.go:60 msg=\"inference compute\" id=cpu library=cpu compute=\"\" name=cpu description=cpu libdirs=ollama driver=\"\" pci_id=\"\" type=\"\" total=\"%.1f GiB\" available=\"%.1f GiB\"", ts(), float64(mem)/1024, float64(mem)/1024-0.9)
 	}
-	st := &ollamaServer{s: s, models: models, user: u, onGPU: onGPU, pid: sv.pid}
+	keep := 5 * time.Minute
+	if v := env["OLLAMA_KEEP_ALIVE"]; v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			keep = d
+		} else if n, err := strconv.Atoi(v); err == nil {
+			keep = time.Duration(n) * time.Second
+		}
+	}
+	st := &ollamaServer{s: s, models: models, user: u, onGPU: onGPU, pid: sv.pid, keep: keep}
 	s.listen(host, port, st.handler())
 	defer s.unlisten(host, port)
+	defer func() {
+		s.mu.Lock()
+		delete(s.gpuProcs, st.pid)
+		s.mu.Unlock()
+	}()
 	<-ctx.Done()
 	return 0
 }
@@ -260,6 +285,56 @@ type ollamaServer struct {
 	user   *user
 	onGPU  bool
 	pid    int
+	keep   time.Duration
+
+	mu     sync.Mutex
+	loaded map[string]time.Time // model -> until
+}
+
+// load marks a model loaded for OLLAMA_KEEP_ALIVE; on GPU it takes VRAM (nvidia-smi shows it).
+func (o *ollamaServer) load(name string) {
+	m := ollamaLibrary[name]
+	o.mu.Lock()
+	if o.loaded == nil {
+		o.loaded = map[string]time.Time{}
+	}
+	until := time.Now().Add(o.s.g.scale(o.keep))
+	if o.s.g.f.scale == 0 || o.keep < 0 {
+		until = time.Time{} // instant time: a keep-alive never runs out
+	}
+	o.loaded[name] = until
+	total := int64(0)
+	for n := range o.loaded {
+		total += ollamaLibrary[n].size
+	}
+	o.mu.Unlock()
+	_ = m
+	if o.onGPU {
+		o.s.mu.Lock()
+		o.s.gpuProcs[o.pid] = gpuProc{name: "/usr/local/bin/ollama", mib: int(total/(1<<20)) + 600, until: until}
+		o.s.mu.Unlock()
+	}
+}
+
+// expire unloads models whose keep-alive ran out.
+func (o *ollamaServer) expire() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var names []string
+	for n, until := range o.loaded {
+		if !until.IsZero() && time.Now().After(until) {
+			delete(o.loaded, n)
+			continue
+		}
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		o.s.mu.Lock()
+		delete(o.s.gpuProcs, o.pid)
+		o.s.mu.Unlock()
+	}
+	sort.Strings(names)
+	return names
 }
 
 func (o *ollamaServer) manifests() map[string]time.Time {
@@ -298,8 +373,37 @@ func (o *ollamaServer) handler() http.Handler {
 		writeJSON(w, 200, map[string]any{"models": list})
 	})
 	mux.HandleFunc("/api/ps", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, map[string]any{"models": []any{}})
+		list := []any{}
+		for _, n := range o.expire() {
+			m := ollamaLibrary[n]
+			vram := m.size
+			if !o.onGPU {
+				vram = 0
+			}
+			list = append(list, map[string]any{"name": n, "model": n, "size": m.size, "digest": m.digest, "size_vram": vram, "context_length": 4096})
+		}
+		writeJSON(w, 200, map[string]any{"models": list})
 	})
+	gen := func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Model string `json:"model"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		name := normModel(req.Model)
+		if _, ok := o.manifests()[name]; !ok {
+			writeJSON(w, 404, map[string]string{"error": "model '" + req.Model + "' not found"})
+			return
+		}
+		o.expire()
+		o.load(name)
+		if r.URL.Path == "/api/chat" {
+			writeJSON(w, 200, map[string]any{"model": name, "message": map[string]string{"role": "assistant", "content": "Hello!"}, "done": true})
+			return
+		}
+		writeJSON(w, 200, map[string]any{"model": name, "response": "Hello!", "done": true})
+	}
+	mux.HandleFunc("/api/generate", gen)
+	mux.HandleFunc("/api/chat", gen)
 	mux.HandleFunc("/v1/models", func(w http.ResponseWriter, r *http.Request) {
 		data := []any{}
 		for name := range o.manifests() {
@@ -393,10 +497,50 @@ func progOllama(p *proc) int {
 		}
 		return 0
 	case "ps":
-		if _, ok := call("GET", "/api/ps", ""); !ok {
+		resp, ok := call("GET", "/api/ps", "")
+		if !ok {
 			return down()
 		}
-		p.printf("NAME    ID    SIZE    PROCESSOR    CONTEXT    UNTIL    \n")
+		var ps struct {
+			Models []struct {
+				Name     string `json:"name"`
+				Digest   string `json:"digest"`
+				SizeVRAM int64  `json:"size_vram"`
+			} `json:"models"`
+		}
+		json.NewDecoder(resp.Body).Decode(&ps)
+		p.printf("%-18s %-15s %-8s %-10s %-8s %s    \n", "NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL")
+		for _, m := range ps.Models {
+			proc := "100% CPU"
+			if m.SizeVRAM > 0 {
+				proc = "100% GPU"
+			}
+			p.printf("%-18s %-15s %-8s %-10s %-8s %s    \n", m.Name, m.Digest[:12], ollamaLibrary[m.Name].human, proc, "4096", "4 minutes from now")
+		}
+		return 0
+	case "run":
+		if len(args) < 2 {
+			p.errorf("Error: requires at least 1 arg(s), only received 0\n")
+			return 1
+		}
+		prompt := strings.Join(args[2:], " ")
+		if prompt == "" {
+			prompt = "hello"
+		}
+		resp, ok := call("POST", "/api/generate", `{"model":"`+args[1]+`","prompt":"`+prompt+`"}`)
+		if !ok {
+			return down()
+		}
+		var g struct {
+			Response string `json:"response"`
+			Error    string `json:"error"`
+		}
+		json.NewDecoder(resp.Body).Decode(&g)
+		if g.Error != "" {
+			p.errorf("Error: %s\n", g.Error)
+			return 1
+		}
+		p.printf("%s\n\n", g.Response)
 		return 0
 	case "pull":
 		if len(args) < 2 {
@@ -416,7 +560,7 @@ func progOllama(p *proc) int {
 		m := ollamaLibrary[normModel(args[1])]
 		p.errorf("pulling manifest \npulling %s: 100%% ▕██████████████████▏ %s                         \nverifying sha256 digest \nwriting manifest \nsuccess \n", m.digest[:12], m.human)
 		return 0
-	case "run", "show", "rm", "create", "stop":
+	case "show", "rm", "create", "stop":
 		if _, ok := call("GET", "/api/version", ""); !ok {
 			return down()
 		}

@@ -733,7 +733,10 @@ func progTimeout(p *proc) int {
 	if err != nil {
 		return p.fail(125, "invalid time interval '%s'", args[0])
 	}
-	ctx, cancel := context.WithTimeout(p.ctx, p.g.scale(d))
+	ctx, cancel := context.WithCancel(p.ctx)
+	if sd := p.g.scale(d); sd > 0 {
+		ctx, cancel = context.WithTimeout(p.ctx, sd)
+	}
 	defer cancel()
 	q := *p
 	q.ctx = ctx

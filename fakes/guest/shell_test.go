@@ -59,6 +59,17 @@ func TestShellOverSSH(t *testing.T) {
 	if r.stdout != "from stdin\n" {
 		t.Errorf("stdin: got %q", r.stdout)
 	}
+	// env: LANG / LC_* accepted, anything else refused like sshd (AcceptEnv LANG LC_*)
+	sess, _ := c.NewSession()
+	if err := sess.Setenv("LC_TEST", "x"); err != nil {
+		t.Errorf("Setenv LC_TEST: %v", err)
+	}
+	if err := sess.Setenv("DEBIAN_FRONTEND", "noninteractive"); err == nil {
+		t.Error("Setenv DEBIAN_FRONTEND accepted; Ubuntu's sshd refuses it")
+	}
+	if out, _ := sess.Output("echo $LC_TEST ${DEBIAN_FRONTEND:-unset}"); string(out) != "x unset\n" {
+		t.Errorf("env applied: %q", out)
+	}
 	// the host's /etc was not touched
 	if _, err := vm.g.fs.stat("/etc/aimachine.conf", true); err != nil {
 		t.Errorf("file not in guest fs: %v", err)

@@ -168,12 +168,15 @@ func (g *Guest) session(ctx context.Context, sconn *ssh.ServerConn, raw net.Conn
 	for r := range reqs {
 		switch r.Type {
 		case "env":
+			// Ubuntu's sshd_config has "AcceptEnv LANG LC_*"; session_env_req answers failure for any
+			// other name (x/crypto's Session.Setenv then returns "ssh: setenv failed").
 			var e envReq
-			if err := ssh.Unmarshal(r.Payload, &e); err == nil && (e.Name == "LANG" || strings.HasPrefix(e.Name, "LC_")) {
-				env[e.Name] = e.Value // AcceptEnv LANG LC_* (Ubuntu's sshd_config)
+			ok := ssh.Unmarshal(r.Payload, &e) == nil && (e.Name == "LANG" || strings.HasPrefix(e.Name, "LC_"))
+			if ok {
+				env[e.Name] = e.Value
 			}
 			if r.WantReply {
-				r.Reply(true, nil)
+				r.Reply(ok, nil)
 			}
 		case "pty-req":
 			env["TERM"] = "xterm"

@@ -2,6 +2,7 @@ package guest
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -57,8 +58,9 @@ type journalLine struct {
 }
 
 type gpuProc struct {
-	name string
-	mib  int
+	name  string
+	mib   int
+	until time.Time // memory released after this (zero = held until the process ends)
 }
 
 func newSystem(g *Guest) *system {
@@ -109,6 +111,9 @@ func (s *system) logUnit(unit, format string, args ...any) {
 	for _, l := range strings.Split(strings.TrimRight(fmt.Sprintf(format, args...), "\n"), "\n") {
 		s.journal = append(s.journal, journalLine{unit: unit, at: time.Now(), text: l, boot: s.g.boots})
 	}
+	if len(s.journal) > 20000 {
+		s.journal = append([]journalLine{}, s.journal[len(s.journal)-10000:]...)
+	}
 }
 
 // kernelBoot resets the runtime state for a new boot and writes the early kernel log.
@@ -143,6 +148,9 @@ func (s *system) kernelBoot() {
 		s.kmsg(fmt.Sprintf("pci 0000:%s: [%s:%s] type 00 class 0x%s PCIe Legacy Endpoint", d.guestAddr, d.vendor, d.device, d.class))
 	}
 	s.writeProcFiles()
+	bootID := make([]byte, 16)
+	rand.Read(bootID)
+	s.g.fs.writeFile("/proc/sys/kernel/random/boot_id", []byte(fmt.Sprintf("%x-%x-%x-%x-%x\n", bootID[0:4], bootID[4:6], bootID[6:8], bootID[8:10], bootID[10:])), 0o444, owner{})
 	s.logUnit("", "-- Boot --")
 }
 
@@ -159,6 +167,27 @@ func (s *system) secureBootOn() bool {
 func (s *system) afterBoot(ctx context.Context, first bool) {
 	if s.nvidiaInstalled() != nil {
 		s.loadNvidia(true)
+	}
+	// systemd-modules-load.service
+	for _, dir := range []string{"/usr/lib/modules-load.d", "/etc/modules-load.d"} {
+		for _, f := range s.g.fs.glob(dir, "*.conf") {
+			for _, line := range strings.Split(s.g.fs.readString(f), "\n") {
+				m := strings.ReplaceAll(strings.TrimSpace(line), "-", "_")
+				if m == "" || strings.HasPrefix(m, "#") || strings.HasPrefix(m, ";") {
+					continue
+				}
+				var msg string
+				switch m {
+				case "nvidia":
+					msg = s.loadNvidia(true)
+				case "nvidia_uvm":
+					msg = s.loadUVM()
+				}
+				if msg != "" {
+					s.logUnit("systemd-modules-load.service", "systemd-modules-load[312]: Failed to insert module '%s': %s", m, msg)
+				}
+			}
+		}
 	}
 	s.startEnabled(ctx)
 	s.cloudInitFinal(ctx, first)

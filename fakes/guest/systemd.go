@@ -3,6 +3,8 @@ package guest
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"path"
 	"sort"
 	"strconv"
@@ -29,6 +31,7 @@ type unit struct {
 	hasInstall bool
 	desc       string
 	bindsTo    string
+	listen     string // [Socket] ListenStream=
 	source     string // concatenated sources, to detect changes on disk
 }
 
@@ -46,6 +49,8 @@ type service struct {
 	status   int
 	restarts int
 	gen      int
+	lnAddr   string // socket units: where it listens
+	lnPort   int
 }
 
 var unitDirs = []string{"/etc/systemd/system", "/usr/lib/systemd/system"}
@@ -137,6 +142,8 @@ func (s *system) readUnit(name string) *unit {
 				if d, err := parseSleep(v); err == nil {
 					u.restartSec = d
 				}
+			case "Socket.ListenStream":
+				u.listen = v
 			case "Install.WantedBy":
 				u.wantedBy = append(u.wantedBy, strings.Fields(v)...)
 			}
@@ -150,8 +157,10 @@ func (s *system) readUnit(name string) *unit {
 func (s *system) daemonReload() {
 	names := map[string]bool{}
 	for _, d := range unitDirs {
-		for _, f := range s.g.fs.glob(d, "*.service") {
-			names[path.Base(f)] = true
+		for _, pat := range []string{"*.service", "*.socket"} {
+			for _, f := range s.g.fs.glob(d, pat) {
+				names[path.Base(f)] = true
+			}
 		}
 	}
 	units := map[string]*unit{}
@@ -249,6 +258,10 @@ func (s *system) startUnitByName(ctx context.Context, name string, warn func(str
 	if sv := s.service(name); sv != nil && (sv.state == "active" || sv.state == "activating") {
 		return true
 	}
+	if strings.HasSuffix(name, ".socket") {
+		s.startSocket(u)
+		return true
+	}
 	s.g.mu.Lock()
 	bctx := s.g.bootCtx
 	s.g.mu.Unlock()
@@ -257,6 +270,54 @@ func (s *system) startUnitByName(ctx context.Context, name string, warn func(str
 	}
 	s.spawn(bctx, u, 0)
 	return true
+}
+
+// startSocket listens on ListenStream; connections go to the service of the same name, which
+// for systemd-socket-proxyd forwards them to its target address.
+func (s *system) startSocket(u *unit) {
+	host, portStr, err := net.SplitHostPort(u.listen)
+	if err != nil {
+		host, portStr = "0.0.0.0", u.listen
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		s.logUnit(u.name, "systemd[1]: %s: Failed to parse ListenStream= %q", u.name, u.listen)
+		return
+	}
+	sv := &service{u: u, state: "active", sub: "listening", since: time.Now(), lnAddr: host, lnPort: port}
+	s.mu.Lock()
+	s.services[u.name] = sv
+	s.mu.Unlock()
+	svcName := strings.TrimSuffix(u.name, ".socket") + ".service"
+	s.listen(host, port, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		su, _ := s.loadedUnit(svcName)
+		if su == nil {
+			panic(http.ErrAbortHandler)
+		}
+		if cur := s.service(svcName); cur == nil || cur.state != "active" {
+			s.startUnitByName(r.Context(), svcName, nil)
+		}
+		argv, _ := shell.Fields(su.execStart, func(string) string { return "" })
+		if len(argv) < 2 || path.Base(argv[0]) != "systemd-socket-proxyd" {
+			panic(http.ErrAbortHandler)
+		}
+		th, tp, err := net.SplitHostPort(argv[1])
+		tpn, _ := strconv.Atoi(tp)
+		if err != nil {
+			panic(http.ErrAbortHandler)
+		}
+		h := s.handlerFor(th, tpn)
+		if h == nil {
+			pid := 0
+			if cur := s.service(svcName); cur != nil {
+				pid = cur.pid
+			}
+			s.logUnit(svcName, "systemd-socket-proxyd[%d]: Failed to connect to remote host: Connection refused", pid)
+			panic(http.ErrAbortHandler) // the proxy closes the accepted connection
+		}
+		h.ServeHTTP(w, r)
+	}))
+	s.logUnit(u.name, "systemd[1]: Listening on %s - %s.", u.name, u.desc)
 }
 
 // spawn starts the main process of a unit.
@@ -392,8 +453,17 @@ func (s *system) exited(sv *service, code int, how, status string) {
 	bctx := s.g.bootCtx
 	s.g.mu.Unlock()
 	go func() {
-		if s.g.sleep(bctx, u.restartSec) != nil {
+		// at time scale 0 a crash loop would spin; keep a small real floor between restarts
+		d := s.g.scale(u.restartSec)
+		if d < 5*time.Millisecond {
+			d = 5 * time.Millisecond
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-bctx.Done():
+			t.Stop()
 			return
+		case <-t.C:
 		}
 		s.mu.Lock()
 		still := s.services[u.name] == sv && sv.sub == "auto-restart"
@@ -407,6 +477,9 @@ func (s *system) exited(sv *service, code int, how, status string) {
 }
 
 func (s *system) stopService(sv *service, why string) {
+	if sv.lnPort != 0 {
+		s.unlisten(sv.lnAddr, sv.lnPort)
+	}
 	s.mu.Lock()
 	active := sv.state == "active" || sv.state == "activating"
 	sv.state, sv.sub, sv.pid = "inactive", "dead", 0
@@ -824,6 +897,7 @@ func progJournalctl(p *proc) int {
 	unit := ""
 	n := 0
 	kernel := false
+	output := ""
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
@@ -847,6 +921,13 @@ func progJournalctl(p *proc) int {
 			n, _ = strconv.Atoi(strings.TrimPrefix(a, "--lines="))
 		case a == "-k" || a == "--dmesg":
 			kernel = true
+		case a == "-o" || a == "--output":
+			if i+1 < len(args) {
+				output = args[i+1]
+				i++
+			}
+		case strings.HasPrefix(a, "--output="):
+			output = strings.TrimPrefix(a, "--output=")
 		}
 	}
 	if !p.root() && !p.user.inGroup(4) {
@@ -855,6 +936,20 @@ func progJournalctl(p *proc) int {
 		return 0
 	}
 	lines := s.journalLines(unit, n, kernel)
+	if kernel && output == "short-monotonic" {
+		host := strings.TrimSpace(s.g.fs.readString("/etc/hostname"))
+		s.mu.Lock()
+		lines = nil
+		for _, d := range s.dmesg {
+			if strings.HasPrefix(d, "[") {
+				if i := strings.Index(d, "] "); i >= 0 {
+					d = d[:i+1] + " " + host + " kernel: " + d[i+2:]
+				}
+			}
+			lines = append(lines, d)
+		}
+		s.mu.Unlock()
+	}
 	if len(lines) == 0 {
 		p.printf("-- No entries --\n")
 	}

@@ -103,17 +103,44 @@ func parseVLLMArgs(argv []string, env map[string]string) (vllmConfig, string) {
 	return c, ""
 }
 
+// knownModels: parameters (billions), KV cache bytes per token (bf16: layers x kv-heads x head-dim x 2 x 2),
+// default max length, from the models' config.json files.
+var knownModels = []struct {
+	match  string
+	params float64
+	kvB    float64
+	maxLen int
+}{
+	{"qwen2.5-0.5b", 0.49, 12288, 32768}, {"qwen2.5-1.5b", 1.54, 28672, 32768}, {"qwen2.5-3b", 3.09, 36864, 32768},
+	{"qwen2.5-7b", 7.62, 57344, 32768}, {"qwen2.5-14b", 14.7, 196608, 32768}, {"qwen3-0.6b", 0.6, 114688, 40960},
+	{"qwen3-4b", 4.02, 147456, 40960}, {"qwen3-8b", 8.19, 147456, 40960}, {"llama-3.2-1b", 1.24, 32768, 131072},
+	{"llama-3.2-3b", 3.21, 114688, 131072}, {"llama-3.1-8b", 8.03, 131072, 131072}, {"meta-llama-3-8b", 8.03, 131072, 8192},
+	{"mistral-7b", 7.25, 131072, 32768}, {"gemma-3-4b", 4.3, 139264, 131072},
+}
+
 // modelFacts estimates a model's weights (GiB), KV cache per token (GiB) and default max length.
 func modelFacts(model string) (weights, kvPerToken float64, maxLen int) {
-	params := 7.6
-	if m := regexp.MustCompile(`(?i)(\d+(?:\.\d+)?)b\b`).FindStringSubmatch(model); m != nil {
-		params, _ = strconv.ParseFloat(m[1], 64)
-	} else if m := regexp.MustCompile(`(?i)(\d+(?:\.\d+)?)m\b`).FindStringSubmatch(model); m != nil {
-		f, _ := strconv.ParseFloat(m[1], 64)
-		params = f / 1000
+	lower := strings.ToLower(model)
+	params, kvB := 0.0, 0.0
+	maxLen = 32768
+	for _, k := range knownModels {
+		if strings.Contains(lower, k.match) {
+			params, kvB, maxLen = k.params, k.kvB, k.maxLen
+			break
+		}
+	}
+	if params == 0 {
+		params = 7.6
+		if m := regexp.MustCompile(`(?i)(\d+(?:\.\d+)?)b\b`).FindStringSubmatch(model); m != nil {
+			params, _ = strconv.ParseFloat(m[1], 64)
+			params *= 1.05
+		} else if m := regexp.MustCompile(`(?i)(\d+(?:\.\d+)?)m\b`).FindStringSubmatch(model); m != nil {
+			f, _ := strconv.ParseFloat(m[1], 64)
+			params = f / 1000
+		}
+		kvB = 131072 * params / 8
 	}
 	bpp := 2.0
-	lower := strings.ToLower(model)
 	switch {
 	case strings.Contains(lower, "awq") || strings.Contains(lower, "gptq") || strings.Contains(lower, "int4") || strings.Contains(lower, "4bit"):
 		bpp = 0.56
@@ -121,15 +148,7 @@ func modelFacts(model string) (weights, kvPerToken float64, maxLen int) {
 		bpp = 1.05
 	}
 	weights = params * 1e9 * bpp / (1 << 30)
-	maxLen = 32768
-	kvPerToken = 0.00000703 * params
-	if strings.Contains(lower, "llama") {
-		kvPerToken = 0.0000153 * params
-		maxLen = 131072
-	}
-	if strings.Contains(lower, "qwen3") {
-		maxLen = 40960
-	}
+	kvPerToken = kvB / (1 << 30)
 	return
 }
 
@@ -155,14 +174,16 @@ func progVLLM(p *proc) int {
 }
 
 func daemonVLLM(ctx context.Context, s *system, sv *service, argv []string, env map[string]string, u *user) int {
+	pid := sv.pid
 	logf := func(format string, a ...any) {
-		s.logUnit(sv.u.name, "%s[%d]: %s", path.Base(argv[0]), sv.pid, fmt.Sprintf(format, a...))
+		s.logUnit(sv.u.name, "%s[%d]: %s", path.Base(argv[0]), pid, fmt.Sprintf(format, a...))
 	}
 	return runVLLM(ctx, s, sv, argv, env, u, logf)
 }
 
 func runVLLM(ctx context.Context, s *system, sv *service, argv []string, env map[string]string, u *user, logf func(string, ...any)) int {
 	g := s.g
+	pid := sv.pid
 	ver, venv := vllmVersion(g, argv[0])
 	c, bad := parseVLLMArgs(argv, env)
 	if bad != "" {
@@ -171,7 +192,7 @@ func runVLLM(ctx context.Context, s *system, sv *service, argv []string, env map
 	}
 	c.version, c.venv = ver, venv
 	now := func() string { return time.Now().UTC().Format("01-02 15:04:05") }
-	api := fmt.Sprintf("(APIServer pid=%d)", sv.pid)
+	api := fmt.Sprintf("(APIServer pid=%d)", pid)
 	logf("%s INFO %s [api_server.py:1896] vLLM API server version %s", api, now(), ver)
 	logf("%s INFO %s [utils.py:233] non-default args: {'model_tag': '%s', 'host': '%s', 'port': %d, 'model': '%s', 'gpu_memory_utilization': %g}", api, now(), c.model, c.host, c.port, c.model, c.util)
 	fail := func(lines ...string) int {
@@ -251,11 +272,11 @@ func runVLLM(ctx context.Context, s *system, sv *service, argv []string, env map
 	}
 	reserveMiB := int(want * 1024)
 	s.mu.Lock()
-	s.gpuProcs[sv.pid] = gpuProc{name: venv + "/bin/python3", mib: reserveMiB}
+	s.gpuProcs[pid] = gpuProc{name: venv + "/bin/python3", mib: reserveMiB}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.gpuProcs, sv.pid)
+		delete(s.gpuProcs, pid)
 		s.mu.Unlock()
 	}()
 	tokens := int(kvAvail / kvTok)
@@ -268,10 +289,10 @@ func runVLLM(ctx context.Context, s *system, sv *service, argv []string, env map
 	logf("%s INFO %s [core.py:210] init engine (profile, create kv cache, warmup model) took 40.11 seconds", api, now())
 	logf("%s INFO %s [api_server.py:1971] Starting vLLM API server 0 on http://%s:%d", api, now(), c.host, c.port)
 	logf("%s INFO %s [launcher.py:46] Route: /health, Methods: GET", api, now())
-	logf("INFO:     Started server process [%d]", sv.pid)
+	logf("INFO:     Started server process [%d]", pid)
 	logf("INFO:     Waiting for application startup.")
 	logf("INFO:     Application startup complete.")
-	h := vllmHandler(c, sv.pid)
+	h := vllmHandler(c, pid)
 	s.listen(c.host, c.port, h)
 	defer s.unlisten(c.host, c.port)
 	<-ctx.Done()

@@ -31,7 +31,7 @@ WantedBy=multi-user.target
 // gpuReady installs the open 595 driver and loads it.
 func (vm *testVM) gpuReady(c *ssh.Client) {
 	vm.t.Helper()
-	vm.must(c, "sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y ubuntu-drivers-common && sudo ubuntu-drivers install --gpgpu nvidia:595-open && sudo apt-get install -y nvidia-utils-595 && sudo modprobe nvidia")
+	vm.must(c, "sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y ubuntu-drivers-common && sudo ubuntu-drivers install --gpgpu nvidia:595-open && sudo apt-get install -y nvidia-utils-595 && sudo modprobe nvidia")
 }
 
 // poll runs cmd until it exits 0 (bounded).
@@ -61,7 +61,7 @@ func TestVLLMService(t *testing.T) {
 	vm.must(c, "sudo apt-get install -y python3.12-venv python3.12-dev build-essential")
 	vm.must(c, "sudo useradd --system --create-home --home-dir /opt/vllm --shell /usr/sbin/nologin vllm")
 	vm.must(c, "sudo python3 -m venv /opt/vllm/venv && sudo /opt/vllm/venv/bin/pip install vllm==0.11.0 && sudo chown -R vllm:vllm /opt/vllm")
-	if got := vm.must(c, "/opt/vllm/venv/bin/vllm --version"); got != "0.11.0\n" {
+	if got := vm.must(c, "sudo -u vllm /opt/vllm/venv/bin/vllm --version"); got != "0.11.0\n" {
 		t.Errorf("vllm --version %q", got)
 	}
 	vm.must(c, "sudo mkdir -p /etc/vllm && echo 'VLLM_API_KEY=s3cret' | sudo tee /etc/vllm/vllm.env >/dev/null && sudo chmod 600 /etc/vllm/vllm.env")
@@ -110,7 +110,7 @@ func TestVLLMService(t *testing.T) {
 	vm.must(c, "sudo systemctl restart vllm")
 	j := vm.poll(c, "sudo journalctl -u vllm --no-pager | grep -q 'torch.OutOfMemoryError: CUDA out of memory'")
 	if j.code != 0 {
-		t.Errorf("no OOM in the journal:\n%s", vm.must(c, "sudo journalctl -u vllm --no-pager"))
+		t.Fatalf("no OOM in the journal:\n%s", vm.must(c, "sudo journalctl -u vllm --no-pager -n 40"))
 	}
 	vm.poll(c, "sudo journalctl -u vllm --no-pager | grep -q 'Main process exited, code=exited, status=1/FAILURE'")
 	// after the fault is consumed, the restart succeeds
@@ -130,4 +130,53 @@ func TestVLLMDoesNotFitBF16(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, "ValueError: To serve at least one request with the models's max seq len (32768)") {
 		t.Errorf("KV cache too small: %d\n%s", r.code, r.stdout)
 	}
+}
+
+// TestSocketProxyAndModulesLoad: the library's loopback forwarder (a .socket + systemd-socket-proxyd)
+// and /etc/modules-load.d at boot.
+func TestSocketProxyAndModulesLoad(t *testing.T) {
+	vm := newVM(t, 0, nil).ready()
+	c := vm.client()
+	vm.gpuReady(c)
+	vm.must(c, "sudo apt-get install -y python3.12-venv python3.12-dev build-essential && sudo python3 -m venv /opt/vllm/venv && sudo /opt/vllm/venv/bin/pip install vllm")
+	unit := strings.Replace(vllmUnit, "--host 0.0.0.0", "--host 192.168.0.140", 1)
+	vm.must(c, "sudo useradd --system --create-home --home-dir /opt/vllm vllm; sudo chown -R vllm:vllm /opt/vllm && sudo tee /etc/systemd/system/vllm.service >/dev/null <<'EOF'\n"+unit+"EOF")
+	vm.must(c, `sudo tee /etc/systemd/system/vllm-loopback.socket >/dev/null <<'EOF'
+[Unit]
+Description=vLLM API on 127.0.0.1:8000
+
+[Socket]
+ListenStream=127.0.0.1:8000
+
+[Install]
+WantedBy=sockets.target
+EOF`)
+	vm.must(c, `sudo tee /etc/systemd/system/vllm-loopback.service >/dev/null <<'EOF'
+[Unit]
+Requires=vllm-loopback.socket
+
+[Service]
+ExecStart=/usr/lib/systemd/systemd-socket-proxyd 192.168.0.140:8000
+DynamicUser=yes
+EOF`)
+	vm.must(c, "sudo systemctl daemon-reload && sudo systemctl enable --now vllm vllm-loopback.socket")
+	if got := vm.must(c, "systemctl is-active vllm-loopback.socket"); got != "active\n" {
+		t.Errorf("socket: %q", got)
+	}
+	vm.poll(c, "curl -sf http://192.168.0.140:8000/health")
+	if r := vm.sh(c, "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health"); r.stdout != "200" {
+		t.Errorf("through the proxy: %+v", r)
+	}
+	vm.must(c, "sudo systemctl stop vllm")
+	if r := vm.sh(c, "curl -sS http://127.0.0.1:8000/health"); r.code != 56 {
+		t.Errorf("proxy with vLLM down: %+v", r)
+	}
+	vm.must(c, "printf 'nvidia\\nnvidia_uvm\\n' | sudo tee /etc/modules-load.d/nvidia-uvm.conf >/dev/null")
+	runErr(c, "sudo reboot")
+	vm.ready()
+	c2 := vm.client()
+	if got := vm.must(c2, "lsmod | grep -c '^nvidia_uvm'"); got != "1\n" {
+		t.Errorf("nvidia_uvm not loaded at boot: %q", got)
+	}
+	vm.poll(c2, "curl -sf http://127.0.0.1:8000/health") // vllm and the socket come back enabled
 }
