@@ -35,6 +35,11 @@ const (
 
 var nvBranches = map[string]string{"580": "580.173.02", "595": "595.84"}
 
+// nvidiaRepoDriver is the driver version of NVIDIA's own packages (nvidia-open, cuda-drivers) in
+// its CUDA repository: the same 580 build as noble-updates (guest.md §0), so that every place the
+// simulator prints a 580 version agrees.
+var nvidiaRepoDriver = nvBranches["580"]
+
 var archive = map[string]*pkgDef{}
 
 func addPkg(p *pkgDef) {
@@ -152,10 +157,10 @@ func init() {
 		cuda(&pkgDef{name: "cuda-toolkit-" + v.mm, version: v.full, deps: []string{"cuda-nvcc-" + v.mm, "cuda-libraries-" + v.mm}, role: "cuda-toolkit", seconds: 10})
 	}
 	cuda(&pkgDef{name: "cuda-toolkit", version: "13.0.2-1", deps: []string{"cuda-toolkit-13-0"}})
-	cuda(&pkgDef{name: "nvidia-open", version: "580.95.05-0ubuntu1", role: "nvidia-repo-driver", deps: []string{"nvidia-driver-cuda", "nvidia-kernel-open-dkms"}})
-	cuda(&pkgDef{name: "nvidia-driver-cuda", version: "580.95.05-0ubuntu1", role: "nvidia-repo-driver", files: map[string]string{"/usr/bin/nvidia-smi": "nvidia-smi"}})
-	cuda(&pkgDef{name: "nvidia-kernel-open-dkms", version: "580.95.05-0ubuntu1", role: "nvidia-repo-driver", deps: []string{"dkms"}})
-	cuda(&pkgDef{name: "cuda-drivers", version: "580.95.05-1", role: "nvidia-repo-driver", deps: []string{"nvidia-open"}})
+	cuda(&pkgDef{name: "nvidia-open", version: nvidiaRepoDriver + "-0ubuntu1", role: "nvidia-repo-driver", deps: []string{"nvidia-driver-cuda", "nvidia-kernel-open-dkms"}})
+	cuda(&pkgDef{name: "nvidia-driver-cuda", version: nvidiaRepoDriver + "-0ubuntu1", role: "nvidia-repo-driver", files: map[string]string{"/usr/bin/nvidia-smi": "nvidia-smi"}})
+	cuda(&pkgDef{name: "nvidia-kernel-open-dkms", version: nvidiaRepoDriver + "-0ubuntu1", role: "nvidia-repo-driver", deps: []string{"dkms"}})
+	cuda(&pkgDef{name: "cuda-drivers", version: nvidiaRepoDriver + "-1", role: "nvidia-repo-driver", deps: []string{"nvidia-open"}})
 	cuda(&pkgDef{name: "cuda-keyring", version: "1.1-1", role: "keyring"})
 }
 
@@ -198,6 +203,9 @@ func (s *system) available(name string) *pkgDef {
 		return nil
 	}
 	if p.role == "headers" && s.g.f.hasFault(FaultMissingHeaders, s.g.id.VMID) != nil {
+		return nil
+	}
+	if (p.role == "modules" || p.role == "modules-meta") && s.g.f.hasFault(FaultNoPrebuiltModules, s.g.id.VMID) != nil {
 		return nil
 	}
 	return p
@@ -604,17 +612,12 @@ func (s *system) aptInstall(p *proc, names []string, o aptOpts) int {
 			p.printf("%s is already the newest version (%s).\n", n, v)
 		}
 	}
-	if len(newPkgs) == 0 {
-		broken := false
-		for _, n := range want {
-			if s.dpkgState(n) == "iF" {
-				broken = true
-			}
-		}
-		if !broken {
-			p.printf("0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n")
-			return 0
-		}
+	// Packages left half-configured by an earlier failed postinst are configured again by every
+	// install run, requested or not ("N not fully installed or removed."), as apt does.
+	pending := s.halfConfiguredPackages()
+	if len(newPkgs) == 0 && len(pending) == 0 {
+		p.printf("0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n")
+		return 0
 	}
 	extra := false
 	reqSet := map[string]bool{}
@@ -643,7 +646,13 @@ func (s *system) aptInstall(p *proc, names []string, o aptOpts) int {
 		p.printf("The following NEW packages will be installed:\n  %s\n", strings.Join(names2, " "))
 	}
 	p.printf("0 upgraded, %d newly installed, %d to remove and 0 not upgraded.\n", len(newPkgs), len(replaced))
-	p.printf("Need to get %s of archives.\nAfter this operation, %s of additional disk space will be used.\n", humanKB(totalKB/3), humanKB(totalKB))
+	if len(pending) > 0 {
+		p.printf("%d not fully installed or removed.\n", len(pending))
+	}
+	if len(newPkgs) > 0 {
+		p.printf("Need to get %s of archives.\n", humanKB(totalKB/3))
+	}
+	p.printf("After this operation, %s of additional disk space will be used.\n", humanKB(totalKB))
 	if extra && !o.yes && !o.dryRun {
 		p.printf("Do you want to continue? [Y/n] ")
 		b := make([]byte, 16)
@@ -674,7 +683,9 @@ func (s *system) aptInstall(p *proc, names []string, o aptOpts) int {
 		}
 		p.printf("Get:%d %s %s amd64 %s [%s]\n", i+1, pd.url(), pd.name, pd.version, humanKB(pd.sizeKB/3))
 	}
-	p.printf("Fetched %s in 3s (%s/s)\n", humanKB(totalKB/3), humanKB(totalKB/9))
+	if len(newPkgs) > 0 {
+		p.printf("Fetched %s in 3s (%s/s)\n", humanKB(totalKB/3), humanKB(totalKB/9))
+	}
 	s.mu.Lock()
 	s.ci.dpkgBusy++
 	s.mu.Unlock()
@@ -710,7 +721,7 @@ func (s *system) aptInstall(p *proc, names []string, o aptOpts) int {
 			failed = append(failed, pd.name)
 		}
 	}
-	for _, n := range want {
+	for _, n := range pending {
 		if s.dpkgState(n) == "iF" && !contains(failed, n) {
 			pd := archive[n]
 			if pd != nil {
@@ -789,6 +800,20 @@ func humanKB(kb int) string {
 	default:
 		return fmt.Sprintf("%d kB", kb)
 	}
+}
+
+// halfConfiguredPackages lists the installed packages dpkg still has to configure, sorted.
+func (s *system) halfConfiguredPackages() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for n := range s.halfConfigured {
+		if _, ok := s.installed[n]; ok {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (s *system) dpkgState(name string) string {

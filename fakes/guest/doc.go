@@ -20,4 +20,20 @@
 // Time: every simulated duration (boot 20 s, cloud-init, unattended-upgrades holding the dpkg lock
 // 90 s after first boot, apt unpacking, model downloads and loads, `sleep` in the guest) is multiplied
 // by the time scale; at 0 everything is instant except keep-alives, which then never expire.
+//
+// Kernel modules: Canonical's prebuilt linux-modules-nvidia-* exist for the running kernel unless the
+// no-prebuilt-modules fault is on; then ubuntu-drivers offers the driver only through DKMS
+// (hidden without --include-dkms; `install` without it prints the two package lines and "All the
+// available drivers are already installed." and installs nothing), and the DKMS faults
+// (dkms-build-failure, missing-kernel-headers, secure-boot) bite. A failed DKMS postinst leaves the
+// package half-configured (iF) with build/make.log; every later apt install run, or
+// `dpkg --configure -a`, configures it again; `ubuntu-drivers install` treats it as installed.
+//
+// Not modelled (guest.md sections in brackets): the 610 branch and its KMD/CUDA UMD header and
+// `-q` keys [§0, §3.1]; the `model` line of `ubuntu-drivers devices` (noble's hwdb predates 10de:2d04)
+// and an `-open` package carrying the `recommended` mark (the closed build of the newest branch
+// always gets it) [§2.2]; lspci with an updated pci.ids (marketing names) [§5]; a lost GPU
+// (`Unable to determine the device handle…`, exit 15/255), Xid, BAR, nouveau-ownership and FLR
+// reset failures in dmesg [§3.4, §4.2, §10.1]; the HWE kernel flavour (-generic-hwe-24.04) [§2.3];
+// the older vLLM KV-cache wording [§7.7].
 package guest

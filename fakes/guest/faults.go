@@ -12,6 +12,11 @@ import (
 const (
 	// FaultDKMSBuild makes the DKMS build of nvidia-dkms-* fail (bad return status, dpkg exit 10).
 	FaultDKMSBuild = "dkms-build-failure"
+	// FaultNoPrebuiltModules removes Canonical's prebuilt linux-modules-nvidia-* packages for the
+	// running kernel from the archive, as when a new kernel ABI is out before linux-restricted-modules
+	// catch up (guest.md §2.4 step 4): ubuntu-drivers then offers the driver only through DKMS
+	// (--include-dkms), and the DKMS faults below can bite a driver install.
+	FaultNoPrebuiltModules = "no-prebuilt-modules"
 	// FaultMissingHeaders removes linux-headers-<kver> from the archive: DKMS cannot find the headers.
 	FaultMissingHeaders = "missing-kernel-headers"
 	// FaultSecureBoot turns Secure Boot on (mokutil, unsigned DKMS modules rejected by modprobe).
@@ -43,6 +48,7 @@ const (
 var faultKinds = map[string]string{
 	FaultDKMSBuild:         "DKMS build of nvidia-dkms-* fails",
 	FaultMissingHeaders:    "linux-headers-<kver> missing from the archive",
+	FaultNoPrebuiltModules: "no prebuilt linux-modules-nvidia-* for the running kernel (DKMS only)",
 	FaultSecureBoot:        "Secure Boot enabled in the guest firmware",
 	FaultApt404:            "apt downloads answer 404 (pattern: package glob or 'update')",
 	FaultDpkgLock:          "dpkg frontend lock held by unattended-upgrades (count runs or duration)",

@@ -57,7 +57,7 @@ func (s *system) nvidiaInstalled() *nvModule {
 			return &nvModule{version: nvBranches[pd.branch], branch: pd.branch, open: pd.open, signed: false, pkg: n}
 		}
 		if pd != nil && n == "nvidia-kernel-open-dkms" && s.dkmsBuilt[n] != "" {
-			return &nvModule{version: "580.95.05", branch: "580", open: true, signed: false, pkg: n}
+			return &nvModule{version: nvidiaRepoDriver, branch: "580", open: true, signed: false, pkg: n}
 		}
 	}
 	return nil
@@ -73,7 +73,7 @@ func (s *system) userspaceVersion() string {
 		}
 	}
 	if _, ok := s.installed["nvidia-driver-cuda"]; ok {
-		return "580.95.05"
+		return nvidiaRepoDriver
 	}
 	return ""
 }
@@ -113,10 +113,7 @@ func (s *system) loadNvidia(boot bool) string {
 	s.kmsg("nvidia-nvlink: Nvlink Core is being initialized, major device number 236",
 		fmt.Sprintf("nvidia 0000:%s: vgaarb: VGA decodes changed: olddecodes=io+mem,decodes=none:owns=none", gpu.guestAddr))
 	if !mod.open && blackwell[gpu.device] {
-		s.kmsg(fmt.Sprintf("NVRM: The NVIDIA GPU 0000:%s (PCI ID: 10de:%s)", gpu.guestAddr, gpu.device),
-			"               NVRM: installed in this system requires use of the NVIDIA open kernel modules.",
-			fmt.Sprintf("NVRM: GPU 0000:%s: RmInitAdapter failed! (0x22:0x56:884)", gpu.guestAddr),
-			fmt.Sprintf("NVRM: GPU 0000:%s: rm_init_adapter failed, device minor number 0", gpu.guestAddr))
+		s.kmsgOpenModuleRequired(gpu)
 	}
 	s.kmsg(fmt.Sprintf("NVRM: loading %s  %s  Release Build  (dvs-builder@U22-I3-AF03-09-1)  Wed Jul 29 00:52:31 UTC 2026", kind, mod.version))
 	s.mu.Lock()
@@ -140,6 +137,15 @@ func (s *system) loadNvidia(boot bool) string {
 	}
 	s.writeProcFiles()
 	return ""
+}
+
+// kmsgOpenModuleRequired logs the proprietary module's refusal of a Blackwell GPU; the driver
+// repeats it on every attempt to initialise the GPU (guest.md §4.2).
+func (s *system) kmsgOpenModuleRequired(gpu *gpuDev) {
+	s.kmsg(fmt.Sprintf("NVRM: The NVIDIA GPU 0000:%s (PCI ID: 10de:%s)", gpu.guestAddr, gpu.device),
+		"               NVRM: installed in this system requires use of the NVIDIA open kernel modules.",
+		fmt.Sprintf("NVRM: GPU 0000:%s: RmInitAdapter failed! (0x22:0x56:884)", gpu.guestAddr),
+		fmt.Sprintf("NVRM: GPU 0000:%s: rm_init_adapter failed, device minor number 0", gpu.guestAddr))
 }
 
 func (s *system) loadUVM() string {
@@ -209,7 +215,7 @@ func (s *system) postinst(p *proc, pd *pkgDef) int {
 		return s.dkmsBuild(p, pd.name, nvBranches[pd.branch], false)
 	case "nvidia-repo-driver":
 		if pd.name == "nvidia-kernel-open-dkms" {
-			return s.dkmsBuild(p, pd.name, "580.95.05", false)
+			return s.dkmsBuild(p, pd.name, nvidiaRepoDriver, false)
 		}
 	case "qga":
 		s.daemonReload()
@@ -236,11 +242,13 @@ func (s *system) postinst(p *proc, pd *pkgDef) int {
 }
 
 // dkmsBuild builds an NVIDIA DKMS module for the running kernel. From a package's postinst
-// (explicit=false) missing headers only skip the build, as dkms autoinstall does; `dkms build`
-// or `dkms install` (explicit=true) fail with the headers error of guest.md §10.2.
+// (explicit=false) missing headers only skip the build, as dkms_common.postinst does; `dkms build`
+// or `dkms install` (explicit=true) fail with the headers error of guest.md §10.2. A failed build
+// leaves /var/lib/dkms/nvidia/<ver>/build/make.log and returns 10, dkms's status for a bad build,
+// which dpkg reports as the postinst's exit status (guest.md §10.2).
 func (s *system) dkmsBuild(p *proc, pkg, ver string, explicit bool) int {
 	if !explicit {
-		p.printf("Loading new nvidia/%s DKMS files...\n", ver)
+		p.printf("Loading new nvidia-%s DKMS files...\n", ver)
 	}
 	if !s.isInstalled("linux-headers-" + kernelRelease) {
 		if !explicit {
@@ -250,23 +258,52 @@ func (s *system) dkmsBuild(p *proc, pkg, ver string, explicit bool) int {
 		p.errorf("Error! Your kernel headers for kernel %s cannot be found at /lib/modules/%s/build or /lib/modules/%s/source.\nPlease install the linux-headers-%s package or use the --kernelsourcedir option to tell DKMS where it's located.\n", kernelRelease, kernelRelease, kernelRelease, kernelRelease)
 		return 1
 	}
-	p.printf("Building for %s\nBuilding initial module nvidia/%s for %s\n", kernelRelease, ver, kernelRelease)
+	if !explicit {
+		p.printf("Building for %s\nBuilding initial module for %s\n", kernelRelease, kernelRelease)
+	}
 	if err := s.g.sleep(p.ctx, 60*time.Second); err != nil {
 		return 1
 	}
 	if s.g.f.fault(FaultDKMSBuild, s.g.id.VMID, nil) != nil {
+		s.g.fs.writeFile("/var/lib/dkms/nvidia/"+ver+"/build/make.log", []byte(dkmsMakeLog(ver)), 0o644, owner{})
 		p.errorf("Error! Bad return status for module build on kernel: %s (x86_64)\nConsult /var/lib/dkms/nvidia/%s/build/make.log for more information.\n", kernelRelease, ver)
-		s.g.fs.writeFile("/var/lib/dkms/nvidia/"+ver+"/build/make.log", []byte("DKMS make.log for nvidia-"+ver+" for kernel "+kernelRelease+" (x86_64)\nmake: *** [Makefile:82: modules] Error 2\n"), 0o644, owner{})
 		return 10
 	}
 	if s.secureBootOn() {
 		p.printf("Secure Boot is enabled: the module must be signed with a key enrolled in the MOK list.\n")
 	}
+	// A good build moves its log under <kver>/x86_64/log and cleans build/ (dkms 3.x).
+	s.g.fs.remove("/var/lib/dkms/nvidia/" + ver + "/build/make.log")
+	s.g.fs.writeFile("/var/lib/dkms/nvidia/"+ver+"/"+kernelRelease+"/x86_64/log/make.log", []byte("DKMS make.log for nvidia-"+ver+" for kernel "+kernelRelease+" (x86_64)\n"), 0o644, owner{})
 	p.printf("Signing module /var/lib/dkms/nvidia/%s/build/nvidia.ko\ndepmod...\n", ver)
+	if !explicit {
+		p.printf("Done.\n")
+	}
 	s.mu.Lock()
 	s.dkmsBuilt[pkg] = ver
 	s.mu.Unlock()
 	return 0
+}
+
+// dkmsMakeLog is the make.log of a failed kbuild of the NVIDIA module: dkms's header, the kbuild
+// directory lines, one compiler error and make's error cascade. The layout follows kbuild's; the
+// particular compiler error is illustrative (a kernel API the module source does not know).
+func dkmsMakeLog(ver string) string {
+	b := "/var/lib/dkms/nvidia/" + ver + "/build"
+	hdr := "/usr/src/linux-headers-" + kernelRelease
+	return "DKMS make.log for nvidia-" + ver + " for kernel " + kernelRelease + " (x86_64)\n" +
+		"Mon Nov 23 09:14:02 UTC 2026\n" +
+		"make[1]: Entering directory '" + hdr + "'\n" +
+		"  CC [M]  " + b + "/nvidia/nv.o\n" +
+		"  CC [M]  " + b + "/nvidia/os-interface.o\n" +
+		b + "/nvidia/os-interface.c: In function 'os_get_current_time':\n" +
+		b + "/nvidia/os-interface.c:441:5: error: implicit declaration of function 'ktime_get_real_ts64_compat' [-Werror=implicit-function-declaration]\n" +
+		"cc1: some warnings being treated as errors\n" +
+		"make[3]: *** [scripts/Makefile.build:243: " + b + "/nvidia/os-interface.o] Error 1\n" +
+		"make[2]: *** [" + hdr + "/Makefile:1925: " + b + "] Error 2\n" +
+		"make[1]: *** [Makefile:240: __sub-make] Error 2\n" +
+		"make[1]: Leaving directory '" + hdr + "'\n" +
+		"make: *** [Makefile:82: modules] Error 2\n"
 }
 
 // dkmsPackages lists installed DKMS packages and their driver versions.
@@ -281,7 +318,7 @@ func (s *system) dkmsPackages() map[string]string {
 		case pd.role == "dkms":
 			out[n] = nvBranches[pd.branch]
 		case n == "nvidia-kernel-open-dkms":
-			out[n] = "580.95.05"
+			out[n] = nvidiaRepoDriver
 		}
 	}
 	return out
@@ -335,7 +372,14 @@ type udCandidate struct {
 	branch string
 	open   bool
 	server bool
+	// modules is the package that provides the kernel modules: Canonical's prebuilt
+	// linux-modules-nvidia-<fl>-generic, or the nvidia-dkms-<fl> fallback when no prebuilt package
+	// exists for the running kernel (noble detect.get_linux_modules_metapackage, guest.md §2.4).
+	modules string
 }
+
+// dkms reports whether the candidate's kernel modules would come only from a DKMS build.
+func (c udCandidate) dkms() bool { return strings.HasPrefix(c.modules, "nvidia-dkms-") }
 
 // driverCandidates lists the NVIDIA packages ubuntu-drivers offers for the passed-through GPU.
 func (s *system) driverCandidates() []udCandidate {
@@ -350,7 +394,11 @@ func (s *system) driverCandidates() []udCandidate {
 			if s.available(name) == nil {
 				continue
 			}
-			out = append(out, udCandidate{pkg: name, fl: b + fl, branch: b, open: strings.HasSuffix(fl, "open"), server: strings.Contains(fl, "server")})
+			mods := "linux-modules-nvidia-" + b + fl + "-generic"
+			if s.available(mods) == nil {
+				mods = "nvidia-dkms-" + b + fl
+			}
+			out = append(out, udCandidate{pkg: name, fl: b + fl, branch: b, open: strings.HasSuffix(fl, "open"), server: strings.Contains(fl, "server"), modules: mods})
 		}
 	}
 	return out
@@ -389,6 +437,7 @@ func progUbuntuDrivers(p *proc) int {
 	if groupGpgpu {
 		p.printf("This is gpgpu mode\n")
 	}
+	includeDKMS := contains(rest, "--include-dkms")
 	p.errorf("ERROR:root:aplay command not found\n")
 	cands := s.driverCandidates()
 	rec := recommended(cands)
@@ -420,13 +469,14 @@ func progUbuntuDrivers(p *proc) int {
 	case "list":
 		recOnly := contains(rest, "--recommended")
 		for _, c := range cands {
-			if gpgpu && !c.server && !c.open {
-				// --gpgpu lists every flavour with prebuilt modules
+			if c.dkms() && !includeDKMS {
+				// DKMS-only entries are hidden unless --include-dkms (guest.md §2.3).
+				continue
 			}
-			line := fmt.Sprintf("%s, (kernel modules provided by linux-modules-nvidia-%s-generic)", c.pkg, c.fl)
+			line := fmt.Sprintf("%s, (kernel modules provided by %s)", c.pkg, c.modules)
 			if recOnly {
 				if gpgpu {
-					p.printf("%s linux-modules-nvidia-%s-generic\n", c.pkg, c.fl)
+					p.printf("%s %s\n", c.pkg, c.modules)
 				} else if c.pkg == rec {
 					p.printf("%s\n", line)
 				}
@@ -475,12 +525,18 @@ func progUbuntuDrivers(p *proc) int {
 		}
 		var pkgs []string
 		if gpgpu {
-			pkgs = []string{"nvidia-headless-no-dkms-" + pick.fl, "linux-modules-nvidia-" + pick.fl + "-generic"}
+			pkgs = []string{"nvidia-headless-no-dkms-" + pick.fl, pick.modules}
 			for _, x := range pkgs {
 				p.printf("%s\n", x)
 			}
 		} else {
-			pkgs = []string{pick.pkg, "linux-modules-nvidia-" + pick.fl + "-generic"}
+			pkgs = []string{pick.pkg, pick.modules}
+		}
+		if pick.dkms() && !includeDKMS {
+			// No prebuilt modules for the running kernel and no --include-dkms: noble installs
+			// nothing, says so in words that sound like success, and exits 0 (guest.md §2.4 step 4).
+			p.printf("All the available drivers are already installed.\n")
+			return 0
 		}
 		allInstalled := true
 		for _, x := range pkgs {
@@ -732,6 +788,9 @@ func progNvidiaSmi(p *proc) int {
 	}
 	gpu := s.nvidiaGPU()
 	if gpu == nil || (!mod.open && blackwell[gpu.device]) {
+		if gpu != nil {
+			s.kmsgOpenModuleRequired(gpu)
+		}
 		p.printf("No devices were found\n")
 		return 6
 	}
@@ -891,11 +950,11 @@ func progLspci(p *proc) int {
 	numeric := has(flags, "n")
 	kernel := has(flags, "k")
 	filter := flags["d"]
-	type dev struct{ addr, cls, clsName, vendor, device, name string }
+	type dev struct{ addr, cls, clsName, vendor, device, name, rev string }
 	devs := []dev{
-		{"00:00.0", "0600", "Host bridge", "8086", "29c0", "Intel Corporation 82G33/G31/P35/P31 Express DRAM Controller"},
-		{"00:1f.0", "0601", "ISA bridge", "8086", "2918", "Intel Corporation 82801IB (ICH9) LPC Interface Controller (rev 02)"},
-		{"00:12.0", "0200", "Ethernet controller", "1af4", "1000", "Red Hat, Inc. Virtio network device"},
+		{"00:00.0", "0600", "Host bridge", "8086", "29c0", "Intel Corporation 82G33/G31/P35/P31 Express DRAM Controller", ""},
+		{"00:1f.0", "0601", "ISA bridge", "8086", "2918", "Intel Corporation 82801IB (ICH9) LPC Interface Controller", " (rev 02)"},
+		{"00:12.0", "0200", "Ethernet controller", "1af4", "1000", "Red Hat, Inc. Virtio network device", ""},
 	}
 	for _, g := range s.gpus() {
 		cls, cn, name := "0300", "VGA compatible controller", "NVIDIA Corporation Device"
@@ -905,7 +964,7 @@ func progLspci(p *proc) int {
 		if g.vendor != "10de" {
 			name = "Device"
 		}
-		devs = append(devs, dev{g.guestAddr, cls, cn, g.vendor, g.device, name})
+		devs = append(devs, dev{g.guestAddr, cls, cn, g.vendor, g.device, name, " (rev a1)"})
 	}
 	sort.Slice(devs, func(i, j int) bool { return devs[i].addr < devs[j].addr })
 	s.mu.Lock()
@@ -918,18 +977,11 @@ func progLspci(p *proc) int {
 				continue
 			}
 		}
-		rev := ""
-		if d.vendor == "10de" {
-			rev = " (rev a1)"
-		}
+		// lspci puts the revision after the [vendor:device] pair (guest.md §5).
 		if numeric {
-			if strings.HasPrefix(d.name, "NVIDIA") || d.vendor == "10de" {
-				p.printf("%s %s [%s]: %s [%s:%s]%s\n", d.addr, d.clsName, d.cls, d.name, d.vendor, d.device, rev)
-			} else {
-				p.printf("%s %s [%s]: %s [%s:%s]\n", d.addr, d.clsName, d.cls, d.name, d.vendor, d.device)
-			}
+			p.printf("%s %s [%s]: %s [%s:%s]%s\n", d.addr, d.clsName, d.cls, d.name, d.vendor, d.device, d.rev)
 		} else {
-			p.printf("%s %s: %s%s\n", d.addr, d.clsName, d.name, rev)
+			p.printf("%s %s: %s%s\n", d.addr, d.clsName, d.name, d.rev)
 		}
 		if kernel && d.vendor == "10de" {
 			sv, sd := "1043", "8a11"

@@ -145,6 +145,11 @@ func TestProprietaryOnBlackwell(t *testing.T) {
 	if !strings.Contains(d, "NVRM: The NVIDIA GPU 0000:01:00.0 (PCI ID: 10de:2d04)\n               NVRM: installed in this system requires use of the NVIDIA open kernel modules.") {
 		t.Errorf("dmesg lacks the open-module error:\n%s", d)
 	}
+	// The refusal is logged again on every attempt to use the GPU.
+	vm.sh(c, "nvidia-smi")
+	if n := strings.Count(vm.must(c, "sudo dmesg"), "rm_init_adapter failed, device minor number 0"); n != 3 {
+		t.Errorf("rm_init_adapter failures after load + 2 nvidia-smi runs: %d, want 3", n)
+	}
 	if got := vm.must(c, "modinfo -F license nvidia"); got != "NVIDIA\n" {
 		t.Errorf("license %q", got)
 	}

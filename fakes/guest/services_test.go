@@ -278,10 +278,10 @@ func TestOllamaInstallerInstallsNvidiaDriverStack(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, ">>> Installing CUDA driver...") || !strings.Contains(r.stderr, ">>> NVIDIA GPU ready.") {
 		t.Fatalf("install.sh on a GPU guest without driver: %d\n%s", r.code, r.stderr)
 	}
-	if got := vm.must(c, "dpkg-query -W -f='${Version}' cuda-drivers"); got != "580.95.05-1" {
+	if got := vm.must(c, "dpkg-query -W -f='${Version}' cuda-drivers"); got != "580.173.02-1" {
 		t.Errorf("cuda-drivers: %q", got)
 	}
-	if got := vm.must(c, "nvidia-smi --query-gpu=driver_version --format=csv,noheader"); got != "580.95.05\n" {
+	if got := vm.must(c, "nvidia-smi --query-gpu=driver_version --format=csv,noheader"); got != "580.173.02\n" {
 		t.Errorf("driver from NVIDIA's repo: %q", got)
 	}
 }

@@ -73,7 +73,7 @@ func buildRoutes() []*route {
 		{method: "POST", pattern: "/nodes/{node}/qemu/{vmid}/status/start", params: startSchema, priv: "VM.PowerMgmt", privOn: "/vms/{vmid}", handler: handleStart,
 			client: "VirtualMachine.Start", modelled: "qmstart task: config missing, lock, already running, template, hostpci resolution (raw slot = all functions, mapping for this node), " +
 				"q35 check, PCI reservation by full function id (in use / currently reserved), IOMMU; cicustom snippets must exist; guest PowerOn with BootInfo",
-			notModelled: "memory/hugepage allocation failures (inject with FailTask)"},
+			notModelled: "memory/hugepage allocation failures and vfio bind failures (`can't unbind/bind PCI group to VFIO …`; inject with FailTask); stale reservations of a stopped VM (PVE warns `leftover PCI reservation found for …, lets take it...` and takes it: here a reservation is dropped at stop, and MarkPCIBusy always stands for a running VM); `already in use by running VMID` (a running VM re-reserving: start of a running VM fails earlier with `VM N already running`)"},
 		{method: "POST", pattern: "/nodes/{node}/qemu/{vmid}/status/stop", params: stopSchema, priv: "VM.PowerMgmt", privOn: "/vms/{vmid}", handler: handleStop,
 			client: "VirtualMachine.Stop", modelled: "qmstop task; releases PCI; guest PowerOff(false); stop of a stopped VM is OK", notModelled: "timeout"},
 		{method: "POST", pattern: "/nodes/{node}/qemu/{vmid}/status/shutdown", params: shutdownSchema, priv: "VM.PowerMgmt", privOn: "/vms/{vmid}", handler: handleShutdown,

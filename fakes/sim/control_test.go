@@ -93,7 +93,7 @@ func TestGuestFaultsThroughControl(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	mine := map[string]bool{}
-	for _, k := range []string{simclient.FaultDKMSBuild, simclient.FaultMissingHeaders, simclient.FaultSecureBoot,
+	for _, k := range []string{simclient.FaultDKMSBuild, simclient.FaultMissingHeaders, simclient.FaultNoPrebuiltModules, simclient.FaultSecureBoot,
 		simclient.FaultApt404, simclient.FaultDpkgLock, simclient.FaultDriverConflict, simclient.FaultVLLMOOM,
 		simclient.FaultSSHDrop, simclient.FaultSlowBoot, simclient.FaultAgentNeverStarts,
 		simclient.FaultCloudInitDegraded, simclient.FaultCloudInitCrash} {

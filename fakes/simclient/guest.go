@@ -11,6 +11,7 @@ import (
 const (
 	FaultDKMSBuild         = "dkms-build-failure"
 	FaultMissingHeaders    = "missing-kernel-headers"
+	FaultNoPrebuiltModules = "no-prebuilt-modules"
 	FaultSecureBoot        = "secure-boot"
 	FaultApt404            = "apt-404"
 	FaultDpkgLock          = "dpkg-lock"
