@@ -17,7 +17,9 @@ func InitializeTestSuite(ts *godog.TestSuiteContext) { steps.RegisterSuite(ts) }
 func InitializeScenario(sc *godog.ScenarioContext) { steps.Register(sc) }
 
 // TestFeatures runs features/ through go test. Tags come from GODOG_TAGS (default
-// "@fake && ~@wip"), never from --godog.* flags (they break `go test ./...`).
+// "@fake && ~@wip"), never from --godog.* flags (they break `go test ./...`); the target from
+// AIMACHINE_TARGET (container | inprocess | live; default: container when Docker answers).
+// It fails when any step is not passed (reports/cucumber.json is checked after the run).
 func TestFeatures(t *testing.T) {
 	o := steps.Options()
 	o.TestingT = t
@@ -31,5 +33,9 @@ func TestFeatures(t *testing.T) {
 	if st := (godog.TestSuite{Name: "aimachine", TestSuiteInitializer: InitializeTestSuite,
 		ScenarioInitializer: InitializeScenario, Options: &o}).Run(); st != 0 {
 		t.Fatalf("godog exit status %d", st)
+	}
+	// Strict fails undefined and pending steps; a skipped step or an empty selection fails too.
+	if err := steps.CheckReport(steps.CucumberReport()); err != nil {
+		t.Fatal(err)
 	}
 }

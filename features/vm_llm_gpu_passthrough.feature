@@ -25,7 +25,7 @@ Feature: GPU-passthrough Ubuntu 24.04 VM for AI/LLM workloads (vm-llm-aimachine)
     And the provisioning library can read and parse the catalog
     And the VM can be provisioned from the catalog definition
 
-  @fake @live @wip
+  @fake @live
   Scenario: 1 Initial VM deployment (AC-1 AC-2 AC-3 AC-4 AC-5 AC-6 AC-7 AC-9 AC-10 AC-17 AC-22 AC-27 AC-28)
     Given a Proxmox host configured with GPU passthrough
     And the Ubuntu 24.04 cloud image is available on the host
@@ -46,7 +46,7 @@ Feature: GPU-passthrough Ubuntu 24.04 VM for AI/LLM workloads (vm-llm-aimachine)
     And the Makefile target "deploy-vm-llm-aimachine" runs the @live scenarios (AC-27)
     And the deployment completes successfully (AC-28)
 
-  @fake @live @wip
+  @fake @live
   Scenario: 2 GPU passthrough verification (AC-11 AC-12 AC-13 AC-14 AC-15 AC-16)
     Given the VM "vm-llm-aimachine" is provisioned with GPU passthrough
     And the NVIDIA drivers are installed
@@ -58,7 +58,7 @@ Feature: GPU-passthrough Ubuntu 24.04 VM for AI/LLM workloads (vm-llm-aimachine)
     And the CUDA toolkit works: nvcc is 12.8 or newer and a CUDA sample runs (AC-15)
     And the GPU "10de:2d04" is visible in lspci (AC-16)
 
-  @fake @live @wip
+  @fake @live
   Scenario: 3 NVIDIA driver installation with the open kernel module (AC-10)
     Given the VM "vm-llm-aimachine" is running Ubuntu Server 24.04
     And the GPU is visible via PCIe
@@ -69,7 +69,7 @@ Feature: GPU-passthrough Ubuntu 24.04 VM for AI/LLM workloads (vm-llm-aimachine)
     And the open kernel module is loaded
     And nvidia-smi is available
 
-  @fake @live @wip
+  @fake @live
   Scenario: 4 vLLM service deployment (AC-17 AC-18 AC-19 AC-20 AC-21)
     Given the NVIDIA driver and CUDA are installed on "vm-llm-aimachine"
     And a Python virtual environment is configured
@@ -80,7 +80,7 @@ Feature: GPU-passthrough Ubuntu 24.04 VM for AI/LLM workloads (vm-llm-aimachine)
     And vLLM uses the GPU (AC-20)
     And the systemd service "vllm" exists, is enabled and restarts on failure (AC-21)
 
-  @fake @live @wip
+  @fake @live
   Scenario: 5 Ollama installation and verification (AC-22 AC-23 AC-24 AC-25 AC-26)
     Given the NVIDIA driver is installed on "vm-llm-aimachine"
     When the Ollama installation tasks run
@@ -90,7 +90,7 @@ Feature: GPU-passthrough Ubuntu 24.04 VM for AI/LLM workloads (vm-llm-aimachine)
     And "ollama list" works (AC-25)
     And Ollama uses the GPU (AC-26)
 
-  @fake @live @wip
+  @fake @live
   Scenario: 6 Idempotent re-deployment (AC-29)
     Given the VM "vm-llm-aimachine" exists and is fully configured
     And the vLLM and Ollama services are running
@@ -101,7 +101,7 @@ Feature: GPU-passthrough Ubuntu 24.04 VM for AI/LLM workloads (vm-llm-aimachine)
     And the GPU still works
     And the deployment completes successfully (AC-29)
 
-  @fake @wip
+  @fake
   Scenario Outline: 7 GPU passthrough failure detection (NFR-23)
     The live variant uses a throwaway VM id and a PCI address the host does not have, so it never
     touches VM 140 or any VM this scenario did not create. A busy GPU needs a second VM holding the
@@ -125,7 +125,7 @@ Feature: GPU-passthrough Ubuntu 24.04 VM for AI/LLM workloads (vm-llm-aimachine)
       | vm                   | gpu        | failure | device     |
       | vm-llm-gpufail-probe | 0000:99:00 | missing | 0000:99:00 |
 
-  @fake @wip
+  @fake
   Scenario: 8 NVIDIA driver installation failure handling (NFR-15)
     Simulator only: provoking a DKMS failure on a real host means breaking its kernel headers, which a
     deployment tool must never do to a machine it is meant to build. The simulator injects the

@@ -2,13 +2,21 @@ package steps
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/cucumber/godog"
+
+	"github.com/aimachine/aimachine/provision"
+	"github.com/aimachine/aimachine/provision/guest"
 )
 
-// DefaultTags is what CI runs: every simulator scenario that is implemented.
+// DefaultTags is what CI runs: every simulator scenario.
 const DefaultTags = "@fake && ~@wip"
 
 // Options are the godog options shared by `go test` (TestFeatures). The godog CLI builds its own
@@ -18,10 +26,7 @@ func Options() godog.Options {
 	if tags == "" {
 		tags = DefaultTags
 	}
-	reports := os.Getenv("AIMACHINE_REPORTS")
-	if reports == "" {
-		reports = "reports"
-	}
+	reports := reportsDir()
 	format := "pretty"
 	if err := os.MkdirAll(reports, 0o755); err == nil {
 		format += ",junit:" + filepath.Join(reports, "junit.xml") + ",cucumber:" + filepath.Join(reports, "cucumber.json")
@@ -35,9 +40,45 @@ func Options() godog.Options {
 	}
 }
 
-// RegisterSuite wires suite-wide hooks.
+// suite holds what every scenario shares: the target (a simulator started once, or the live host).
+var suite struct {
+	mu  sync.Mutex
+	t   *target
+	err error
+	// failed names the first failed scenario (AIMACHINE_STOP_ON_FAILURE=1 stops there).
+	failed string
+}
+
+// stopOnFailure: after a failed scenario, every later one fails at once without touching the
+// target. It replaces godog's --stop-on-failure, whose cucumber formatter panics on the
+// scenarios it did not run (godog v0.15.1, cucumber/godog#387, fix pending in PR #717).
+func stopOnFailure() bool { return os.Getenv("AIMACHINE_STOP_ON_FAILURE") == "1" }
+
+// RegisterSuite starts the target in BeforeSuite (the error is stored and returned by the
+// Before hook of every scenario that needs it) and stops it in AfterSuite.
 func RegisterSuite(ts *godog.TestSuiteContext) {
-	ts.AfterSuite(func() {})
+	ts.BeforeSuite(func() {
+		suite.mu.Lock()
+		defer suite.mu.Unlock()
+		suite.t, suite.err = startTarget(context.Background(), os.Getenv)
+	})
+	ts.AfterSuite(func() {
+		suite.mu.Lock()
+		defer suite.mu.Unlock()
+		if err := suite.t.close(); err != nil {
+			fmt.Fprintln(os.Stderr, "aimachine scenarios: stop the simulator:", err)
+		}
+		suite.t = nil
+	})
+}
+
+func hasTag(s *godog.Scenario, tag string) bool {
+	for _, t := range s.Tags {
+		if t.Name == tag {
+			return true
+		}
+	}
+	return false
 }
 
 // Register wires a fresh World's steps into one scenario.
@@ -45,7 +86,82 @@ func Register(sc *godog.ScenarioContext) {
 	w := &World{}
 	sc.Before(func(ctx context.Context, s *godog.Scenario) (context.Context, error) {
 		w.scenario = s
+		if hasTag(s, "@catalog") {
+			return ctx, nil // scenario 9 reads the catalog only
+		}
+		suite.mu.Lock()
+		t, err, failed := suite.t, suite.err, suite.failed
+		suite.mu.Unlock()
+		if err != nil {
+			return ctx, err
+		}
+		if failed != "" && stopOnFailure() {
+			return ctx, fmt.Errorf("not run: scenario %q failed before it (AIMACHINE_STOP_ON_FAILURE=1)", failed)
+		}
+		if t == nil {
+			return ctx, errors.New("the scenario target was not started (BeforeSuite did not run)")
+		}
+		if t.kind == TargetLive && !hasTag(s, "@live") {
+			return ctx, fmt.Errorf("scenario %q is not tagged @live: it never runs against a real host", s.Name)
+		}
+		return ctx, w.setupDeploy(ctx, t)
+	})
+	sc.After(func(ctx context.Context, s *godog.Scenario, err error) (context.Context, error) {
+		if err != nil {
+			suite.mu.Lock()
+			if suite.failed == "" {
+				suite.failed = s.Name
+			}
+			suite.mu.Unlock()
+		}
+		w.cleanup()
 		return ctx, nil
 	})
+	sc.StepContext().After(func(ctx context.Context, st *godog.Step, status godog.StepResultStatus, err error) (context.Context, error) {
+		if status != godog.StepFailed {
+			return ctx, nil
+		}
+		return godog.Attach(ctx, w.attachments(ctx, err)...), nil
+	})
 	w.registerCatalogSteps(sc)
+	w.registerDeploySteps(sc)
+	w.registerGPUSteps(sc)
+	w.registerServiceSteps(sc)
+	w.registerFailureSteps(sc)
+}
+
+// attachments are the transcripts of a failed step: the scenario log (progress, SSH commands
+// and their output), the failed run's log bundle, and the simulator's API request log, all
+// with secrets redacted.
+func (w *World) attachments(ctx context.Context, err error) []godog.Attachment {
+	var out []godog.Attachment
+	w.mu.Lock()
+	log := w.log.String()
+	w.mu.Unlock()
+	if log != "" {
+		out = append(out, godog.Attachment{Body: []byte(log), FileName: "scenario.log", MediaType: "text/plain"})
+	}
+	var te *provision.TaskError
+	if errors.As(err, &te) || errors.As(w.deployErr, &te) || errors.As(w.guestErr, &te) {
+		if te.Bundle != "" {
+			for _, f := range []string{"failure.txt", "transcript.log"} {
+				if b, rerr := os.ReadFile(filepath.Join(te.Bundle, f)); rerr == nil {
+					out = append(out, godog.Attachment{Body: []byte(guest.RedactAll(string(b), w.secrets)), FileName: f, MediaType: "text/plain"})
+				}
+			}
+		}
+	}
+	if w.t != nil && w.t.simulated() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if reqs, rerr := w.t.sim.Control().Requests(cctx); rerr == nil {
+			if len(reqs) > 300 {
+				reqs = reqs[len(reqs)-300:]
+			}
+			if b, jerr := json.MarshalIndent(reqs, "", "  "); jerr == nil {
+				out = append(out, godog.Attachment{Body: []byte(guest.RedactAll(string(b), w.secrets)), FileName: "api-requests.json", MediaType: "application/json"})
+			}
+		}
+	}
+	return out
 }

@@ -203,8 +203,12 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	rep := &renderer{w: stderr, verbose: f.verbose}
 	res, err := c.Deploy(ctx, cat, f.vm, provision.DeployOptions{
 		Reporter: rep, KeepOnFailure: *keep, InfraOnly: *infraOnly,
-		SSH: provision.SSHOptions{KnownHostsFile: h.knownHosts, KeyFile: h.sshKey, Jump: h.jump, ReplaceHostKey: *replace},
+		SSH:   provision.SSHOptions{KnownHostsFile: h.knownHosts, KeyFile: h.sshKey, Jump: h.jump, ReplaceHostKey: *replace},
+		Guest: provision.GuestOptions{ReportDir: reportDir},
 	})
+	if err == nil && res != nil && res.GuestPhase {
+		writeEvidence(ctx, c, cat, res, stderr)
+	}
 	if res != nil && res.Runner != nil {
 		_ = res.Runner.Close()
 	}
@@ -218,6 +222,23 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fmt.Fprintf(stdout, "VM %d %s on node %s: %s (run %s)\n", res.VMID, res.Name, res.Node, res.IP, res.RunID)
 	fmt.Fprintln(stderr, summaryLine(res.Summary))
 	return 0
+}
+
+// reportDir receives the deploy's log bundle and evidence record (<vm>-<run>/).
+const reportDir = "reports"
+
+// writeEvidence writes reports/<vm>-<run>/evidence.json (versions, GPU, timings); a failure to
+// write it is reported, never fatal.
+func writeEvidence(ctx context.Context, c *provision.Client, cat *catalog.Catalog, res *provision.DeployResult, stderr io.Writer) {
+	ev, err := c.BuildEvidence(ctx, cat, res, provision.VerifyReport{}, res.Runner)
+	if err == nil {
+		var path string
+		if path, err = ev.Write(reportDir); err == nil {
+			fmt.Fprintln(stderr, "evidence: "+path)
+			return
+		}
+	}
+	fmt.Fprintln(stderr, "evidence not written:", err)
 }
 
 func firstSet(v ...string) string {
