@@ -107,7 +107,7 @@ func TestGuestPhaseDKMSFailureThenResume(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, te.Log)
 		}
 	}
-	if !strings.Contains(te.Error(), "exited 0 but dpkg does not have") || !strings.Contains(te.Hint, "DKMS") {
+	if !strings.Contains(te.Error(), "exited 0, but") || !strings.Contains(te.Hint, "DKMS") || !strings.Contains(te.Hint, "linux-headers-") {
 		t.Errorf("error %v", te)
 	}
 	// Nothing after the failed task ran.

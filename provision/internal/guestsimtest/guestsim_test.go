@@ -65,11 +65,6 @@ func startCPU(t *testing.T, cpu string) *world {
 		t.Fatal(err)
 	}
 	g := pg.(*fakeguest.Guest)
-	// Workaround for a fakes/guest bug (reported): the guest's root is an os.MkdirTemp
-	// directory (0700), so every non-root exec failed the traverse check.
-	if fi, err := os.Stat(g.Root()); err == nil && fi.Mode().Perm() == 0o700 {
-		os.Chmod(g.Root(), 0o755)
-	}
 	pub := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
 	boot := fakepve.BootInfo{
 		Name: "vm-llm-aimachine", Machine: "q35", BIOS: "ovmf", CPU: cpu, Cores: 32, MemoryMiB: 51200,
@@ -111,16 +106,6 @@ func startCPU(t *testing.T, cpu string) *world {
 		},
 	}}}
 	c.ApplyDefaults()
-	if os.Getenv("GUESTSIM_LOOPBACK_PROXY") == "" {
-		// fakes/guest does not run a ListenStream .socket unit yet (reported): bind vLLM to the
-		// VM's IP only, which needs no loopback proxy.
-		c.VMs[0].Services.VLLM.Bind = []string{"192.168.0.140"}
-	}
-	if os.Getenv("GUESTSIM_CURL_CONFIG") == "" {
-		// fakes/guest's curl lacks -K/--config (reported), which the tool uses to send the API
-		// key without putting it on a command line: run without a key.
-		c.VMs[0].Services.VLLM.APIKeyEnv = ""
-	}
 	cfg := guest.Config{Addr: "192.168.0.140:22", User: "ubuntu", KeyFile: keyFile, KnownHostsFile: kh, LoopbackOnly: true,
 		Jump: &guest.Jump{Addr: baddr, User: "root"}, Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
 	return &world{boot: boot, f: f, g: g, cat: c, vm: &c.VMs[0], cfg: cfg, reports: t.TempDir()}
@@ -180,6 +165,7 @@ func TestSimulatedGuestFreshThenIdempotent(t *testing.T) {
 	if !rep2.OK() {
 		t.Fatalf("verify failed: %d checks", len(rep2.Failed()))
 	}
+	w.checkVLLMDefaults(t, r, rep2, strings.Join(log, "\n"))
 	r.Close()
 
 	r2 := w.dial(t)
@@ -198,6 +184,36 @@ func TestSimulatedGuestFreshThenIdempotent(t *testing.T) {
 	}
 	if after := w.services(t, r2); after != before {
 		t.Fatalf("services restarted by the idempotent run:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// checkVLLMDefaults proves the catalog defaults took effect: vLLM answers on the VM's IP and,
+// through the vllm-loopback.socket proxy, on 127.0.0.1; /v1/models needs the API key (401
+// without it), which the tool sent (the verify check passed) but never printed.
+func (w *world) checkVLLMDefaults(t *testing.T, r guest.Runner, rep provision.VerifyReport, events string) {
+	t.Helper()
+	for _, name := range []string{"vLLM /health answers 200 on 192.168.0.140:8000", "vLLM /health answers 200 on 127.0.0.1:8000", "vLLM /v1/models lists Qwen/Qwen2.5-3B-Instruct"} {
+		if c, ok := rep.Check(name); !ok || !c.Pass {
+			t.Errorf("verify check %q: present %v, %+v", name, ok, c)
+		}
+	}
+	ctx := context.Background()
+	res, err := r.Run(ctx, "systemctl is-active vllm-loopback.socket; stat -c '%a %U' /etc/vllm/vllm.env; curl -s -o /dev/null -w '%{http_code}\\n' http://192.168.0.140:8000/v1/models; curl -s -o /dev/null -w '%{http_code}\\n' http://127.0.0.1:8000/v1/models")
+	if err != nil {
+		t.Fatalf("probe vLLM: %v", err)
+	}
+	if got, want := strings.Fields(res.Stdout), []string{"active", "600", "root", "401", "401"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("loopback socket / env file mode / /v1/models without a key: got %q, want %q", got, want)
+	}
+	tr, err := os.ReadFile(filepath.Join(w.reports, "vm-llm-aimachine-fresh", "transcript.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(tr), apiKey) || strings.Contains(events, apiKey) {
+		t.Errorf("the API key appears in the transcript or the events")
+	}
+	if !strings.Contains(string(tr), "-K -") {
+		t.Errorf("the transcript shows no curl -K - (the key sent on stdin)")
 	}
 }
 

@@ -88,14 +88,17 @@ func (h *Host) aptGet(ctx context.Context, task, args string) (guest.Result, err
 	return res, engine.Fail(fmt.Errorf("apt-get %s failed: %w", args, err), aptHint(out), aptLog(out))
 }
 
-func aptLog(out string) string {
+func aptLog(out string) string { return aptLogN(out, 30) }
+
+// aptLogN is apt's error lines, then its last n lines.
+func aptLogN(out string, n int) string {
 	var keep []string
 	for _, l := range strings.Split(out, "\n") {
 		if strings.HasPrefix(l, "E: ") || strings.HasPrefix(l, "W: ") || strings.HasPrefix(l, "Err:") || strings.Contains(l, "dpkg: error") || strings.Contains(l, "Error!") || strings.Contains(l, "returned error exit status") {
 			keep = append(keep, l)
 		}
 	}
-	tail := guest.Tail(out, 30)
+	tail := guest.Tail(out, n)
 	if len(keep) == 0 {
 		return tail
 	}

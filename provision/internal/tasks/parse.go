@@ -419,6 +419,34 @@ type Package struct {
 // Installed reports dpkg's "install ok installed".
 func (p Package) Installed() bool { return p.Status == "install ok installed" }
 
+// State is the third word of dpkg's Status ("installed", "half-configured", "unpacked", …).
+func (p Package) State() string {
+	f := strings.Fields(p.Status)
+	if len(f) < 3 {
+		return ""
+	}
+	return f[2]
+}
+
+// Unfinished reports a package dpkg left between states: unpacked but never configured, a
+// failed maintainer script (half-configured, e.g. a DKMS build in the postinst), an
+// interrupted unpack (half-installed, reinstreq) or triggers still pending. `dpkg
+// --configure -a` (or a reinstall) finishes it.
+func (p Package) Unfinished() bool {
+	f := strings.Fields(p.Status)
+	if len(f) < 3 {
+		return false
+	}
+	if f[1] == "reinstreq" {
+		return true
+	}
+	switch f[2] {
+	case "unpacked", "half-configured", "half-installed", "triggers-awaited", "triggers-pending":
+		return true
+	}
+	return false
+}
+
 // ParseDpkg parses dpkg-query -W --showformat='${Package}\t${Status}\t${Version}\n'.
 func ParseDpkg(out string) map[string]Package {
 	m := map[string]Package{}

@@ -273,12 +273,16 @@ func (h *Host) secureBoot(ctx context.Context) (bool, error) {
 
 func (h *Host) driverTask() engine.Task {
 	name := "install the NVIDIA open driver"
+	resumed := "" // what this run finished of an earlier, failed install
 	return &task{
 		name: name,
 		check: func(ctx context.Context) (bool, error) {
 			d, err := h.dpkg(ctx)
 			if err != nil {
 				return false, err
+			}
+			if len(unfinishedDriverPackages(d)) > 0 {
+				return false, nil // an earlier install stopped half-way (a failed DKMS build)
 			}
 			drv, ok := findDriver(d)
 			if !ok {
@@ -294,6 +298,16 @@ func (h *Host) driverTask() engine.Task {
 			d, err := h.dpkg(ctx)
 			if err != nil {
 				return err
+			}
+			if broken := unfinishedDriverPackages(d); len(broken) > 0 {
+				// ubuntu-drivers install counts a half-configured package as installed and does
+				// nothing: finish it explicitly, then go on from what dpkg has.
+				if resumed, err = h.finishUnfinished(ctx, name, broken); err != nil {
+					return err
+				}
+				if d, err = h.dpkg(ctx); err != nil {
+					return err
+				}
 			}
 			sb, err := h.secureBoot(ctx)
 			if err != nil {
@@ -335,7 +349,7 @@ func (h *Host) driverTask() engine.Task {
 				script := "ubuntu-drivers install --gpgpu nvidia:" + cand.Flavour()
 				if cand.DKMS() {
 					// DKMS builds against the running kernel's headers.
-					if _, err := h.aptGet(ctx, name, "install --no-install-recommends linux-headers-$(uname -r)"); err != nil {
+					if err := h.driverAptGet(ctx, name, "install --no-install-recommends linux-headers-$(uname -r)"); err != nil {
 						return err
 					}
 					script = "ubuntu-drivers install --gpgpu --include-dkms nvidia:" + cand.Flavour()
@@ -349,13 +363,29 @@ func (h *Host) driverTask() engine.Task {
 					return err
 				}
 			}
-			if _, err := h.aptGet(ctx, name, "install --no-install-recommends "+cand.UtilsPackage()); err != nil {
-				return err
+			if d[cand.UtilsPackage()].Installed() {
+				return nil
 			}
-			return nil
+			return h.driverAptGet(ctx, name, "install --no-install-recommends "+cand.UtilsPackage())
 		},
-		message: h.driverMessage,
+		message: func() string {
+			m := h.driverMessage()
+			if resumed != "" && m != "" {
+				m = resumed + "; " + m
+			}
+			return m
+		},
 	}
+}
+
+// driverAptGet is aptGet for the driver task: apt re-runs the postinst of a half-configured
+// nvidia-dkms-* on every install, so a failure there is explained as the DKMS failure it is.
+func (h *Host) driverAptGet(ctx context.Context, task, args string) error {
+	res, err := h.aptGet(ctx, task, args)
+	if err != nil && ctx.Err() == nil && isDKMSFailure(res.Stdout+res.Stderr) {
+		return h.dkmsFailure(ctx, dkmsEvidence{cmd: "apt-get " + args, out: res.Stdout + res.Stderr, cause: err})
+	}
+	return err
 }
 
 func anyOpen(cs []DriverCandidate) bool {
@@ -398,6 +428,10 @@ func (h *Host) confirmDriver(ctx context.Context, c DriverCandidate, cmd, out st
 	missing := packagesMissing(ParseDpkg(q), pkgs...)
 	if len(missing) == 0 {
 		return nil
+	}
+	if len(unfinishedDriverPackages(ParseDpkg(q))) > 0 || isDKMSFailure(out) {
+		// ubuntu-drivers' apt-get stopped in a postinst (a DKMS build): explain that.
+		return h.dkmsFailure(ctx, dkmsEvidence{cmd: cmd, out: out, exited0: true, pkgs: pkgs, makeLog: makeLog})
 	}
 	log := "$ " + cmd + " (exit code ignored: it is always 0)\n" + aptLog(out) + "\n$ dpkg-query\n" + strings.TrimSpace(q)
 	if strings.TrimSpace(makeLog) != "" {
