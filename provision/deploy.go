@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -134,7 +135,7 @@ func (r *run) deployInfra(ctx context.Context, o DeployOptions, res *DeployResul
 			if err := r.create(ctx); err != nil {
 				return "", "", taskErr("create VM "+id, err, s.vmid)
 			}
-			return StatusChanged, fmt.Sprintf("%s on node %q from %s", s.vm.Name, s.node, firstNonEmpty(s.image, s.iso)), nil
+			return StatusChanged, fmt.Sprintf("%s on node %q from %s", s.vm.Name, s.node, cmp.Or(s.image, s.iso)), nil
 		}); err != nil {
 			return err
 		}
@@ -452,7 +453,7 @@ func (r *run) waitCloudInit(ctx context.Context, timeout time.Duration) error {
 		out := strings.TrimSpace(es.Stdout)
 		switch {
 		case es.Signal != 0:
-			return "", "", &TaskError{Phase: PhaseInfra, Task: task, Err: fmt.Errorf("cloud-init status was killed by signal %d", es.Signal), Log: tail(es.Stdout+es.Stderr, 20)}
+			return "", "", &TaskError{Phase: PhaseInfra, Task: task, Err: fmt.Errorf("cloud-init status was killed by signal %d", es.Signal), Log: guest.Tail(es.Stdout+es.Stderr, 20)}
 		case es.ExitCode == 0:
 			return StatusOK, lastLine(out), nil
 		case es.ExitCode == 2:
@@ -461,7 +462,7 @@ func (r *run) waitCloudInit(ctx context.Context, timeout time.Duration) error {
 		return "", "", &TaskError{Phase: PhaseInfra, Task: task,
 			Err:  fmt.Errorf("cloud-init status exited %d: %s", es.ExitCode, lastLine(out+"\n"+strings.TrimSpace(es.Stderr))),
 			Hint: fmt.Sprintf("look at /var/log/cloud-init-output.log in the VM (console: qm terminal %d); check the vendor_data snippet", s.vmid),
-			Log:  tail(es.Stdout+es.Stderr, 20)}
+			Log:  guest.Tail(es.Stdout+es.Stderr, 20)}
 	})
 }
 
@@ -643,27 +644,10 @@ func withKept(cause error, vmid int) error {
 	return &out
 }
 
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}
-
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
 		return s[i+1:]
 	}
 	return s
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -3,8 +3,6 @@ package provision
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,53 +87,10 @@ func TestGuestPhaseFreshThenIdempotent(t *testing.T) {
 	}
 }
 
-func TestGuestPhaseDKMSFailureThenResume(t *testing.T) {
-	c, vm := guestTestVM()
-	g := newScriptedGuest()
-	g.noPrebuilt, g.dkmsFail = true, true
-	opts := guestTestOpts(t, nil)
-	sum, err := RunGuestPhase(context.Background(), g, c, vm, opts)
-	var te *TaskError
-	if !errors.As(err, &te) {
-		t.Fatalf("want *TaskError, got %v", err)
-	}
-	if te.Task != "install the NVIDIA open driver" || te.Phase != "guest" || sum.Failed != 1 {
-		t.Fatalf("task %q phase %q recap %+v", te.Task, te.Phase, sum)
-	}
-	for _, want := range []string{"Bad return status for module build", "make.log", "Makefile:52", "returned error exit status 10"} {
-		if !strings.Contains(te.Log, want) {
-			t.Errorf("log lacks %q:\n%s", want, te.Log)
-		}
-	}
-	if !strings.Contains(te.Error(), "exited 0, but") || !strings.Contains(te.Hint, "DKMS") || !strings.Contains(te.Hint, "linux-headers-") {
-		t.Errorf("error %v", te)
-	}
-	// Nothing after the failed task ran.
-	for _, cmd := range g.commands {
-		if !strings.Contains(cmd, "::aimachine-fact") && (strings.Contains(cmd, "modprobe") || strings.Contains(cmd, "cuda-keyring")) {
-			t.Fatalf("ran past the failure: %s", cmd)
-		}
-	}
-	dir := filepath.Join(opts.ReportDir, "vm-llm-aimachine-run1")
-	for _, f := range []string{"transcript.log", "failure.txt"} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(string(b), testAPIKey) {
-			t.Fatalf("%s holds the API key", f)
-		}
-	}
-	if te.Bundle != dir || !strings.Contains(te.Error(), dir) || strings.Contains(te.Hint, dir) {
-		t.Errorf("bundle %q, error %q: want the bundle %s in Bundle and Error(), not in the hint", te.Bundle, te.Error(), dir)
-	}
-	// The cause is fixed: a re-run resumes and succeeds.
-	g.dkmsFail = false
-	opts.RunID = "run2"
-	if _, err := RunGuestPhase(context.Background(), g, c, vm, opts); err != nil {
-		t.Fatalf("re-run after the fix: %v", err)
-	}
-}
+// A failed DKMS build and its resume (dpkg's half-configured nvidia-dkms, the re-run's
+// dpkg --configure -a) are tested against fakes/guest in
+// internal/guestsimtest.TestSimulatedGuestDKMSBuildFailureThenResume: the scripted guest here
+// recognises the tool's command strings and would only echo the tool's own assumptions.
 
 func TestGuestPhaseFaults(t *testing.T) {
 	cases := []struct {

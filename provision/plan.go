@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -92,7 +93,7 @@ func (c *Client) Plan(ctx context.Context, cat *catalog.Catalog, vmName string) 
 	if !st.exists {
 		p.Actions = append(p.Actions,
 			Action{Kind: ActionCreate, Summary: fmt.Sprintf("VM %d %q: %d cores, %d MiB, %s %dG from %s, %s", s.vmid, s.vm.Name,
-				s.vm.Cores, s.vm.MemoryMB, s.vm.Disk.Storage, s.diskGB, firstNonEmpty(s.image, s.iso), gpuSummary(s))},
+				s.vm.Cores, s.vm.MemoryMB, s.vm.Disk.Storage, s.diskGB, cmp.Or(s.image, s.iso), gpuSummary(s))},
 			Action{Kind: ActionStart, Summary: fmt.Sprintf("VM %d, wait for the guest agent and cloud-init, pin the SSH host key", s.vmid)})
 		p.Preflight = asPreflight(r.preflight(ctx, true, true))
 		return p, nil

@@ -155,6 +155,16 @@ func printErr(w io.Writer, err error) {
 	}
 }
 
+// fail prints err and returns the exit code 1. When ctx was cancelled (Ctrl-C or SIGTERM) it
+// first says so: the error below then tells what was rolled back or kept.
+func fail(ctx context.Context, stderr io.Writer, err error) int {
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "✗ interrupted (Ctrl-C or SIGTERM): stopped at the task below; re-run the same command to converge")
+	}
+	printErr(stderr, err)
+	return 1
+}
+
 func summaryLine(s provision.Summary) string {
 	line := fmt.Sprintf("%d changed, %d unchanged", s.Changed, s.OK)
 	if s.Failed > 0 {
@@ -175,7 +185,7 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	replace := fs.Bool("replace-host-key", false, "replace a pinned guest host key that differs (the VM was re-created)")
 	infraOnly := fs.Bool("infra-only", false, "stop once the VM runs and its host key is pinned (no SSH, no guest phase)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: aimachine deploy --vm NAME [--catalog FILE] [--keep-on-failure] [--insecure] [--known-hosts FILE] [--ssh-key FILE] [--jump USER@HOST:PORT] [-v]")
+		fmt.Fprintln(fs.Output(), "Usage: aimachine deploy --vm NAME [--catalog FILE] [--keep-on-failure] [--infra-only] [--replace-host-key] [--insecure] [--known-hosts FILE] [--ssh-key FILE] [--jump USER@HOST:PORT] [-v]")
 		fmt.Fprintln(fs.Output(), "       aimachine deploy --vm NAME --host USER@ADDR[:PORT] [--accept-new-host-key] [--catalog FILE] [--known-hosts FILE] [--ssh-key FILE] [--jump USER@HOST:PORT] [-v]")
 		fmt.Fprintln(fs.Output(), "Converges the VM: preflight, create or minimal change, start, cloud-init, SSH, guest phase. Proxmox access comes from PROXMOX_VE_*.")
 		fmt.Fprintln(fs.Output(), "With --host: only the guest phase, on an already installed Ubuntu 24.04 machine (no Proxmox access).")
@@ -197,8 +207,7 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	cat, c, _, err := connect(ctx, &f, stderr)
 	if err != nil {
-		printErr(stderr, err)
-		return 1
+		return fail(ctx, stderr, err)
 	}
 	rep := &renderer{w: stderr, verbose: f.verbose}
 	res, err := c.Deploy(ctx, cat, f.vm, provision.DeployOptions{
@@ -213,11 +222,11 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		_ = res.Runner.Close()
 	}
 	if err != nil {
-		printErr(stderr, err)
+		code := fail(ctx, stderr, err)
 		if res != nil {
 			fmt.Fprintln(stderr, summaryLine(res.Summary))
 		}
-		return 1
+		return code
 	}
 	fmt.Fprintf(stdout, "VM %d %s on node %s: %s (run %s)\n", res.VMID, res.Name, res.Node, res.IP, res.RunID)
 	fmt.Fprintln(stderr, summaryLine(res.Summary))
@@ -239,13 +248,4 @@ func writeEvidence(ctx context.Context, c *provision.Client, cat *catalog.Catalo
 		}
 	}
 	fmt.Fprintln(stderr, "evidence not written:", err)
-}
-
-func firstSet(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

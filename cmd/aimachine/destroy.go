@@ -25,26 +25,24 @@ func runDestroy(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	yes := fs.Bool("yes", false, "really delete the VM and its disks")
 	knownHosts := fs.String("known-hosts", defaultKnownHosts(), "pinned SSH host keys `FILE` (the VM's line is removed)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: aimachine destroy --vm NAME --yes [--catalog FILE] [--insecure] [-v]")
-		fmt.Fprintln(fs.Output(), "Stops and deletes the VM with its disks, only if it carries the 'aimachine' tag.")
+		fmt.Fprintln(fs.Output(), "Usage: aimachine destroy --vm NAME --yes [--catalog FILE] [--known-hosts FILE] [--insecure] [-v]")
+		fmt.Fprintln(fs.Output(), "Stops and deletes the VM with its disks, only if it carries the 'aimachine' tag, and removes its pinned host key. Proxmox access comes from PROXMOX_VE_*.")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args, &f, stderr); !ok {
 		return code
 	}
 	if !*yes {
-		fmt.Fprintf(stderr, "aimachine destroy: deleting VM %q and its disks needs --yes\n", f.vm)
+		fmt.Fprintf(stderr, "aimachine destroy: deleting VM %q and its disks needs --yes (hint: 'aimachine plan --vm %s' shows what exists; re-run with --yes to delete it)\n", f.vm, f.vm)
 		return 2
 	}
 	cat, c, _, err := connect(ctx, &f, stderr)
 	if err != nil {
-		printErr(stderr, err)
-		return 1
+		return fail(ctx, stderr, err)
 	}
 	res, err := c.Destroy(ctx, cat, f.vm, provision.DestroyOptions{Reporter: &renderer{w: stderr, verbose: f.verbose}, KnownHostsFile: *knownHosts})
 	if err != nil {
-		printErr(stderr, err)
-		return 1
+		return fail(ctx, stderr, err)
 	}
 	if res.Deleted {
 		fmt.Fprintf(stdout, "VM %d deleted from node %s\n", res.VMID, res.Node)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -22,14 +23,14 @@ type hostFlags struct {
 
 // registerSSH adds --ssh-key, --known-hosts and --jump (defaults from AIMACHINE_* variables).
 func (h *hostFlags) registerSSH(fs *flag.FlagSet) {
-	fs.StringVar(&h.sshKey, "ssh-key", getenv(envSSHKey), "SSH private key `FILE` (default: ssh-agent)")
-	fs.StringVar(&h.knownHosts, "known-hosts", defaultKnownHosts(), "pinned SSH host keys `FILE`")
-	fs.StringVar(&h.jump, "jump", getenv(envJumpHost), "SSH jump host `USER@HOST:PORT` (default: the catalog's jump_host, for the catalog VM's address)")
+	fs.StringVar(&h.sshKey, "ssh-key", getenv(envSSHKey), "SSH private key `FILE` (default: $"+envSSHKey+", else ssh-agent)")
+	fs.StringVar(&h.knownHosts, "known-hosts", defaultKnownHosts(), "pinned SSH host keys `FILE` ($"+envKnownHosts+" sets the default)")
+	fs.StringVar(&h.jump, "jump", getenv(envJumpHost), "SSH jump host `USER@HOST:PORT` (default: $"+envJumpHost+", else the catalog's jump_host, for the catalog VM's address)")
 }
 
 // defaultKnownHosts is --known-hosts' default: AIMACHINE_KNOWN_HOSTS, else ~/.config/aimachine/known_hosts.
 func defaultKnownHosts() string {
-	return firstSet(getenv(envKnownHosts), provision.DefaultKnownHostsFile())
+	return cmp.Or(getenv(envKnownHosts), provision.DefaultKnownHostsFile())
 }
 
 // RegisterHostFlags adds deploy's --host and --accept-new-host-key (deploy also registers
@@ -49,16 +50,15 @@ func (h *hostFlags) options() provision.HostOptions {
 func runHostDeploy(ctx context.Context, catalogPath, vmName string, h hostFlags, stdout, stderr io.Writer) int {
 	cat, err := catalog.LoadValid(catalogPath)
 	if err != nil {
-		printErr(stderr, err)
-		return 1
+		return fail(ctx, stderr, err)
 	}
 	o := h.options()
 	o.Guest.Reporter = &renderer{w: stderr, verbose: h.verbose}
 	sum, stats, err := provision.DeployHost(ctx, cat, vmName, o)
 	if err != nil {
-		printErr(stderr, err)
+		code := fail(ctx, stderr, err)
 		fmt.Fprintln(stderr, summaryLine(sum))
-		return 1
+		return code
 	}
 	fmt.Fprintf(stdout, "%s on %s: guest phase done (%d SSH connection, %d commands)\n", vmName, h.host, stats.Connections, stats.Sessions)
 	fmt.Fprintln(stderr, summaryLine(sum))

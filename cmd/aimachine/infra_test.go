@@ -80,8 +80,12 @@ func TestDeployPlanDestroyCLI(t *testing.T) {
 		t.Fatalf("plan after deploy: exit %d\n%s", code, out)
 	}
 
-	if code, _, errOut = runInfraCLI("destroy", "--vm", "vm-llm-aimachine", "--catalog", testCatalog); code != 2 || !strings.Contains(errOut, "--yes") {
+	before = srv.Stats().Mutating
+	if code, _, errOut = runInfraCLI("destroy", "--vm", "vm-llm-aimachine", "--catalog", testCatalog); code != 2 || !strings.Contains(errOut, "--yes") || !strings.Contains(errOut, "hint:") {
 		t.Fatalf("destroy without --yes: exit %d %s", code, errOut)
+	}
+	if d := srv.Stats().Mutating - before; d != 0 {
+		t.Fatalf("destroy without --yes made %d mutating calls", d)
 	}
 	code, out, errOut = runInfraCLI("destroy", "--vm", "vm-llm-aimachine", "--catalog", testCatalog, "--yes")
 	if code != 0 || !strings.Contains(out, "VM 140 deleted") {
@@ -129,6 +133,51 @@ func TestVerboseOutputHasNoSecrets(t *testing.T) {
 		if strings.Contains(all, s) {
 			t.Fatalf("secret %q printed", s)
 		}
+	}
+}
+
+// cancelOn is stderr that cancels the command's context once it has printed marker: Ctrl-C
+// at a known point of the run.
+type cancelOn struct {
+	bytes.Buffer
+	marker string
+	cancel context.CancelFunc
+}
+
+func (w *cancelOn) Write(p []byte) (int, error) {
+	n, err := w.Buffer.Write(p)
+	if strings.Contains(w.String(), w.marker) {
+		w.cancel()
+	}
+	return n, err
+}
+
+// Ctrl-C after this run created the VM: deploy rolls the VM back on a fresh context, says it
+// was interrupted, and exits 1; a re-run converges.
+func TestDeployInterruptedRollsBackAndExits1(t *testing.T) {
+	srv := fakeHost(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errb := &cancelOn{marker: "✓ create VM 140 [changed]", cancel: cancel}
+	var out bytes.Buffer
+	code := run(ctx, []string{"deploy", "--vm", "vm-llm-aimachine", "--catalog", testCatalog, "--infra-only"}, &out, errb)
+	stderr := errb.String()
+	t.Logf("stderr:\n%s", stderr)
+	if code != 1 || !strings.Contains(stderr, "✗ interrupted") || !strings.Contains(stderr, "context canceled") {
+		t.Fatalf("exit %d, want 1 with an interrupted line", code)
+	}
+	if !strings.Contains(stderr, "✓ roll back VM 140 [changed]") || !strings.Contains(stderr, "rolled back: VM 140 created by run") {
+		t.Fatalf("the VM this run created was not rolled back")
+	}
+	if out.Len() != 0 {
+		t.Errorf("an interrupted deploy printed a result on stdout: %q", out.String())
+	}
+	if code, out, _ := runInfraCLI("plan", "--vm", "vm-llm-aimachine", "--catalog", testCatalog); code != 0 || !strings.Contains(out, "create") {
+		t.Fatalf("plan after the rollback: exit %d\n%s", code, out)
+	}
+	before := srv.Stats().Mutating
+	if code, _, errOut := runInfraCLI("deploy", "--vm", "vm-llm-aimachine", "--catalog", testCatalog, "--infra-only"); code != 0 || srv.Stats().Mutating == before {
+		t.Fatalf("re-run after the interruption: exit %d\n%s", code, errOut)
 	}
 }
 

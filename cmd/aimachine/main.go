@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/aimachine/aimachine/provision"
 )
 
 // command is one verb of the CLI. Each verb lives in its own file and registers itself in init.
@@ -65,6 +67,19 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-18s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintf(w, "  %-18s %s\n", "help", "show this list")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Environment:")
+	for _, e := range [][2]string{
+		{provision.EnvEndpoint, "the Proxmox VE API, https://HOST:8006/ (plan, deploy, destroy)"},
+		{provision.EnvAPIToken, "API token USER@REALM!ID=SECRET, or"},
+		{provision.EnvUsername + ", " + provision.EnvPassword, "a ticket login (root@pam is needed for a raw hostpci)"},
+		{provision.EnvFingerprint + ", " + provision.EnvCAFile, "pin the API's certificate (SHA-256) or its CA; " + provision.EnvInsecure + "=true skips TLS checks"},
+		{provision.EnvSimulator, "1: talk to loopback addresses only (the simulator)"},
+		{envSSHKey + ", " + envKnownHosts + ", " + envJumpHost, "defaults of --ssh-key, --known-hosts and --jump"},
+		{"services.vllm.api_key_env", "the catalog names the variable that holds vLLM's API key (never printed)"},
+	} {
+		fmt.Fprintf(w, "  %s\n      %s\n", e[0], e[1])
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'aimachine <command> -h' for a command's flags.")
 }

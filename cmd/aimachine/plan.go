@@ -26,7 +26,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: aimachine plan --vm NAME [--catalog FILE] [--insecure] [-v]")
-		fmt.Fprintln(fs.Output(), "Reads the cluster and prints what deploy would do; changes nothing.")
+		fmt.Fprintln(fs.Output(), "Reads the cluster and prints what deploy would do; changes nothing. Proxmox access comes from PROXMOX_VE_*.")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args, &f, stderr); !ok {
@@ -34,13 +34,11 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cat, c, _, err := connect(ctx, &f, stderr)
 	if err != nil {
-		printErr(stderr, err)
-		return 1
+		return fail(ctx, stderr, err)
 	}
 	p, err := c.Plan(ctx, cat, f.vm)
 	if err != nil {
-		printErr(stderr, err)
-		return 1
+		return fail(ctx, stderr, err)
 	}
 	fmt.Fprint(stdout, p.String())
 	for _, a := range p.Actions {

@@ -23,7 +23,7 @@ func init() {
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("aimachine verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	vm := fs.String("vm", "", "the catalog VM `NAME`")
+	vm := fs.String("vm", "", "the catalog VM `NAME` (or id)")
 	catPath := fs.String("catalog", defaultCatalog, "the infrastructure catalog `FILE`")
 	var h hostFlags
 	h.registerSSH(fs)
@@ -43,13 +43,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	cat, err := catalog.LoadValid(*catPath)
 	if err != nil {
-		printErr(stderr, err)
-		return 1
+		return fail(ctx, stderr, err)
 	}
 	rep, err := provision.Verify(ctx, cat, *vm, h.options())
 	if err != nil {
-		printErr(stderr, err)
-		return 1
+		return fail(ctx, stderr, err)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -449,22 +449,15 @@ func keepAlive(guest, jump *ssh.Client, every time.Duration, stop <-chan struct{
 			return
 		case <-t.C:
 		}
-		errc := make(chan error, 1)
-		go func() {
-			_, _, err := guest.SendRequest("keepalive@openssh.com", true, nil)
-			errc <- err
-		}()
-		select {
-		case <-stop:
+		switch err := ping(guest, every, stop); {
+		case errors.Is(err, errStopped):
 			return
-		case err := <-errc:
-			if err != nil {
-				misses = 3
-			} else {
-				misses = 0
-			}
-		case <-time.After(every):
+		case errors.Is(err, errNoReply):
 			misses++
+		case err != nil:
+			misses = 3
+		default:
+			misses = 0
 		}
 		if misses >= 3 {
 			guest.Close()
@@ -473,6 +466,32 @@ func keepAlive(guest, jump *ssh.Client, every time.Duration, stop <-chan struct{
 			}
 			return
 		}
+	}
+}
+
+var (
+	errNoReply = errors.New("no keepalive reply in time")
+	errStopped = errors.New("keepalive stopped")
+)
+
+// ping sends keepalive@openssh.com and waits for the reply, at most timeout: errNoReply when
+// none came, errStopped when stop closed first (a nil stop never does), the request's error
+// when the transport failed.
+func ping(conn *ssh.Client, timeout time.Duration, stop <-chan struct{}) error {
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := conn.SendRequest("keepalive@openssh.com", true, nil)
+		errc <- err
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-errc:
+		return err
+	case <-t.C:
+		return errNoReply
+	case <-stop:
+		return errStopped
 	}
 }
 
@@ -582,17 +601,7 @@ func (c *client) lost(err error) error {
 	c.mu.Unlock()
 	if conn != nil {
 		// A dead transport fails a cheap request at once; a silent one does not answer.
-		errc := make(chan error, 1)
-		go func() {
-			_, _, rerr := conn.SendRequest("keepalive@openssh.com", true, nil)
-			errc <- rerr
-		}()
-		select {
-		case rerr := <-errc:
-			if rerr != nil {
-				c.drop()
-			}
-		case <-time.After(5 * time.Second):
+		if ping(conn, 5*time.Second, nil) != nil {
 			c.drop()
 		}
 	}

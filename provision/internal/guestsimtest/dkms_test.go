@@ -67,14 +67,27 @@ func TestSimulatedGuestDKMSBuildFailureThenResume(t *testing.T) {
 	defer cancel()
 
 	var ev events
-	_, err := provision.RunGuestPhase(ctx, r, w.cat, w.vm, w.opts("dkms", ev.reporter()))
+	sum, err := provision.RunGuestPhase(ctx, r, w.cat, w.vm, w.opts("dkms", ev.reporter()))
 	var te *provision.TaskError
 	if !errors.As(err, &te) {
 		t.Fatalf("want a *TaskError from the driver task, got %v", err)
 	}
 	t.Logf("failure: %v\nlog:\n%s", te, te.Log)
-	if te.Task != driverTask || !strings.HasPrefix(te.Error(), driverTask+": ") {
-		t.Fatalf("failed task %q (%v), want %q", te.Task, te, driverTask)
+	if te.Task != driverTask || !strings.HasPrefix(te.Error(), driverTask+": ") || te.Phase != "guest" || sum.Failed != 1 {
+		t.Fatalf("failed task %q phase %q recap %+v (%v), want %q in the guest phase, 1 failed", te.Task, te.Phase, sum, te, driverTask)
+	}
+	// ubuntu-drivers exits 0 after the failed postinst: the error says dpkg decided.
+	if !strings.Contains(te.Error(), "exited 0, but") {
+		t.Errorf("the error does not say ubuntu-drivers' exit 0 proved nothing: %v", te)
+	}
+	bundle := filepath.Join(w.reports, "vm-llm-aimachine-dkms")
+	if te.Bundle != bundle || !strings.Contains(te.Error(), bundle) || strings.Contains(te.Hint, bundle) {
+		t.Errorf("bundle %q, error %q: want %s in Bundle and Error(), not in the hint", te.Bundle, te.Error(), bundle)
+	}
+	for _, f := range []string{"transcript.log", "failure.txt"} {
+		if b, err := os.ReadFile(filepath.Join(bundle, f)); err != nil || strings.Contains(string(b), apiKey) {
+			t.Errorf("%s: %v, or it holds the vLLM API key", f, err)
+		}
 	}
 	for _, want := range []string{
 		"/var/lib/dkms/nvidia/",       // the make.log path
@@ -158,7 +171,7 @@ func TestSimulatedGuestDKMSBuildFailureThenResume(t *testing.T) {
 	if err != nil || !rep.OK() {
 		t.Fatalf("verify after the resumed run: %v %+v", err, rep.Failed())
 	}
-	sum, err := provision.RunGuestPhase(ctx, r, w.cat, w.vm, w.opts("again", nil))
+	sum, err = provision.RunGuestPhase(ctx, r, w.cat, w.vm, w.opts("again", nil))
 	if err != nil || sum.Changed != 0 {
 		t.Fatalf("third run: %d changed, %v", sum.Changed, err)
 	}

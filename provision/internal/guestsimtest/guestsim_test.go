@@ -155,9 +155,13 @@ func TestSimulatedGuestFreshThenIdempotent(t *testing.T) {
 		t.Fatalf("fresh run: %v", err)
 	}
 	t.Logf("fresh run: %d changed, %d ok; stats %+v", sum.Changed, sum.OK, r.Stats())
+	state := w.state(t, r)
 	rep2, err := provision.VerifyGuest(ctx, r, w.vm, w.opts("verify", nil))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if after := w.state(t, r); after != state {
+		t.Errorf("verify changed the guest (it must be read-only):\nbefore %s\nafter  %s", state, after)
 	}
 	for _, c := range rep2.Checks {
 		t.Logf("verify %v %s: %s", c.Pass, c.Name, strings.ReplaceAll(c.Evidence, "\n", " | "))
@@ -215,6 +219,20 @@ func (w *world) checkVLLMDefaults(t *testing.T, r guest.Runner, rep provision.Ve
 	if !strings.Contains(string(tr), "-K -") {
 		t.Errorf("the transcript shows no curl -K - (the key sent on stdin)")
 	}
+}
+
+// state is what a change on the guest would show: the services' PIDs and start times, dpkg's
+// package states and the size and mtime of the files the tool writes.
+func (w *world) state(t *testing.T, r guest.Runner) string {
+	t.Helper()
+	res, err := r.Run(context.Background(), "dpkg-query -W -f='${Package} ${Status}\\n'; stat -c '%n %s %Y' /etc/systemd/system/vllm.service /etc/vllm/vllm.env /etc/systemd/system/ollama.service.d/override.conf /etc/modules-load.d/nvidia-uvm.conf")
+	if err != nil {
+		t.Fatalf("read the guest state: %v", err)
+	}
+	if !strings.Contains(res.Stdout, "/etc/vllm/vllm.env ") || !strings.Contains(res.Stdout, "install ok installed") {
+		t.Fatalf("the guest state probe read nothing useful:\n%s", res.Stdout)
+	}
+	return w.services(t, r) + "\n" + res.Stdout
 }
 
 // services reads MainPID and ActiveEnterTimestamp of both services.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aimachine/aimachine/provision/guest"
+	"github.com/aimachine/aimachine/provision/internal/retry"
 )
 
 // Params is everything the guest phase needs from the catalog, already defaulted.
@@ -227,35 +228,39 @@ func systemctlShow(unit string) string {
 }
 
 // poll calls probe until it reports done, backing off from PollInterval to 30s, bounded by
-// ctx and limit. what is a human description for progress and errors.
+// ctx and limit. what is a human description for progress and errors. A probe error ends the
+// wait at once.
 func (h *Host) poll(ctx context.Context, task, what string, limit time.Duration, probe func(ctx context.Context) (done bool, status string, err error)) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	wait := h.P.PollInterval
 	start := time.Now()
 	last := ""
-	for {
+	var probeErr error
+	err := retry.Wait{
+		Description: "wait for " + what,
+		Backoff:     retry.Backoff{Initial: h.P.PollInterval, Max: 30 * time.Second},
+		Retryable:   retry.Pending,
+		OnRetry: func(int, string, error, time.Duration) {
+			h.progress(task, fmt.Sprintf("waiting for %s (%s, %s so far)", what, last, time.Since(start).Round(time.Second)))
+		},
+	}.Do(ctx, func(ctx context.Context) error {
 		done, status, err := probe(ctx)
-		if err != nil {
+		switch {
+		case err != nil:
+			probeErr = err
 			return err
-		}
-		if done {
+		case done:
 			return nil
 		}
 		last = status
-		if h.P.Progress != nil {
-			h.P.Progress(task, fmt.Sprintf("waiting for %s (%s, %s so far)", what, status, time.Since(start).Round(time.Second)))
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("gave up waiting for %s after %s: %w (last seen: %s)", what, time.Since(start).Round(time.Second), ctx.Err(), last)
-		case <-t.C:
-		}
-		wait *= 2
-		if wait > 30*time.Second {
-			wait = 30 * time.Second
-		}
+		return retry.ErrNotYet
+	})
+	var gu *retry.GaveUpError
+	switch {
+	case probeErr != nil:
+		return probeErr
+	case errors.As(err, &gu) && gu.Cause != nil:
+		return fmt.Errorf("gave up waiting for %s after %s: %w (last seen: %s)", what, time.Since(start).Round(time.Second), gu.Cause, last)
 	}
+	return err
 }
