@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/cucumber/godog"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/aimachine/aimachine/catalog"
 )
@@ -115,8 +116,19 @@ func (w *World) theVMCanBeProvisioned() error {
 	if len(keys) == 0 {
 		return fmt.Errorf("VM %q has no SSH public keys for cloud-init", vm.Name)
 	}
+	for _, k := range keys {
+		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k)); err != nil {
+			return fmt.Errorf("VM %q: cloud-init SSH key %.30q… is not an authorized_keys line: %v", vm.Name, k, err)
+		}
+	}
 	if vm.IP() == "" {
 		return fmt.Errorf("VM %q has no address", vm.Name)
+	}
+	if vm.Node == "" {
+		return fmt.Errorf("VM %q names no Proxmox node", vm.Name)
+	}
+	if st, path, ok := strings.Cut(vm.Image.CloudImage, ":"); !ok || st == "" || path == "" {
+		return fmt.Errorf("VM %q: image.cloud_image %q is not a Proxmox volume id STORAGE:PATH", vm.Name, vm.Image.CloudImage)
 	}
 	return nil
 }

@@ -469,17 +469,22 @@ func (w *World) cloudInitConfiguredTheKeys(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	checked := 0
 	for _, k := range keys {
 		f := strings.Fields(k)
 		if len(f) < 2 {
 			continue
 		}
+		checked++
 		if !strings.Contains(got, f[1]) {
 			return fmt.Errorf("the VM config's sshkeys lacks the catalog key %s…", f[1][:20])
 		}
 		if !strings.Contains(auth, f[1]) {
 			return fmt.Errorf("~/.ssh/authorized_keys in the guest lacks the catalog key %s…", f[1][:20])
 		}
+	}
+	if checked == 0 {
+		return fmt.Errorf("the catalog gives VM %s no SSH key to check", w.vmName)
 	}
 	return nil
 }
@@ -666,6 +671,10 @@ func (w *World) theServicesAreRunning(ctx context.Context) error {
 		if st[u+".ActiveState"] != "active" || st[u+".MainPID"] == "" || st[u+".MainPID"] == "0" {
 			return fmt.Errorf("%s is not running: ActiveState=%s MainPID=%s", u, st[u+".ActiveState"], st[u+".MainPID"])
 		}
+		// Without a start time, "not restarted" could not be told from "restarted".
+		if ts := st[u+".ActiveEnterTimestamp"]; ts == "" || ts == "n/a" {
+			return fmt.Errorf("%s has no ActiveEnterTimestamp (%q): a restart could not be detected", u, ts)
+		}
 	}
 	w.before = st
 	cfg, err := w.config(ctx)
@@ -678,7 +687,7 @@ func (w *World) theServicesAreRunning(ctx context.Context) error {
 
 // simMark is the simulator's counters before a run.
 type simMark struct {
-	mutating, guestSSH, jump int
+	mutating, read, guestSSH, jump int
 }
 
 func (w *World) theAdministratorRunsItAgain(ctx context.Context, name string) error {
@@ -689,7 +698,7 @@ func (w *World) theAdministratorRunsItAgain(ctx context.Context, name string) er
 		if err != nil {
 			return err
 		}
-		w.statsMark = &simMark{mutating: st.API.Mutating, guestSSH: st.Guest.SSHConnections, jump: st.Jump.Connections}
+		w.statsMark = &simMark{mutating: st.API.Mutating, read: st.API.Read, guestSSH: st.Guest.SSHConnections, jump: st.Jump.Connections}
 	}
 	w.verify = nil
 	mark := w.eventCount()
@@ -709,6 +718,10 @@ func (w *World) theAPIReceivesNoChanges(ctx context.Context) error {
 		}
 		if d := st.API.Mutating - w.statsMark.mutating; d != 0 {
 			return fmt.Errorf("the re-run made %d mutating API calls, want 0", d)
+		}
+		// The counters are this simulator's: the re-run read the VM through it.
+		if d := st.API.Read - w.statsMark.read; d == 0 {
+			return errors.New("the re-run made no API read on the simulator: the counters do not watch this deployment")
 		}
 	}
 	cfg, err := w.config(ctx)
@@ -742,10 +755,21 @@ func (w *World) noGuestTaskChanges(ctx context.Context) error {
 	if w.res.Summary.Changed != 0 || len(changed) > 0 {
 		return fmt.Errorf("the re-run changed %d tasks: %s", w.res.Summary.Changed, strings.Join(changed, "; "))
 	}
-	if w.res.Runner != nil {
-		if n := w.res.Runner.Stats().Connections; n != 1 {
-			return fmt.Errorf("the re-run made %d SSH connections to the guest, want 1", n)
+	// "No change" only means something when the guest tasks did run and check.
+	guestOK := 0
+	for _, e := range w.res.Summary.Tasks {
+		if e.Phase == "guest" && e.Status == provision.StatusOK {
+			guestOK++
 		}
+	}
+	if !w.res.GuestPhase || guestOK == 0 {
+		return fmt.Errorf("the re-run's guest phase did not run its tasks (guest phase: %v, %d guest tasks ok)", w.res.GuestPhase, guestOK)
+	}
+	if w.res.Runner == nil {
+		return errors.New("the re-run kept no SSH runner: its connections cannot be counted")
+	}
+	if n := w.res.Runner.Stats().Connections; n != 1 {
+		return fmt.Errorf("the re-run made %d SSH connections to the guest, want 1", n)
 	}
 	if w.t.simulated() {
 		st, err := w.t.sim.Control().Stats(ctx)

@@ -138,6 +138,9 @@ func (w *World) gpuPassthroughFails(ctx context.Context, kind string) error {
 	for _, r := range rs {
 		w.vmidsBefore[r.VMID] = true
 	}
+	if w.vmidsBefore[vm.ID] {
+		return fmt.Errorf("VM %d exists before the deployment: this scenario only rolls back a VM it creates", vm.ID)
+	}
 	// The GPU preflight would refuse before creating anything; skipping it lets PVE's start
 	// task fail, so that the tool's rollback of the VM it created is what is tested.
 	err = w.deploy(ctx, provision.DeployOptions{InfraOnly: true, SkipGPUPreflight: true})
@@ -178,7 +181,14 @@ func (w *World) theErrorGivesGuidance() error {
 	return nil
 }
 
-func (w *World) theVMIsRolledBack() error {
+// theVMIsRolledBack requires the rollback of the VM this run created, and of nothing else:
+// every VM that was there before is still listed, and (simulator) the only DELETE the API
+// received is that VM's.
+func (w *World) theVMIsRolledBack(ctx context.Context) error {
+	vm, err := w.dcat.VM(w.vmName)
+	if err != nil {
+		return err
+	}
 	if w.res == nil || !w.res.Created {
 		return errors.New("the deployment did not create the VM, so there was nothing to roll back")
 	}
@@ -188,12 +198,52 @@ func (w *World) theVMIsRolledBack() error {
 	if !strings.Contains(w.deployErr.Error(), "rolled back") {
 		return fmt.Errorf("the error does not say the VM was rolled back: %v", w.deployErr)
 	}
+	rolled := false
 	for _, e := range w.eventsSince(0) {
 		if strings.HasPrefix(e.Task, "roll back VM") && e.Status == provision.StatusChanged {
-			return nil
+			if e.Task != fmt.Sprintf("roll back VM %d", vm.ID) {
+				return fmt.Errorf("the run rolled back something else: %q (it created VM %d)", e.Task, vm.ID)
+			}
+			rolled = true
 		}
 	}
-	return errors.New("no rollback task was reported")
+	if !rolled {
+		return fmt.Errorf("no \"roll back VM %d\" task was reported", vm.ID)
+	}
+	rs, err := w.client.API().Resources(ctx, "vm")
+	if err != nil {
+		return err
+	}
+	still := map[int]bool{}
+	for _, r := range rs {
+		still[r.VMID] = true
+	}
+	for id := range w.vmidsBefore {
+		if !still[id] {
+			return fmt.Errorf("VM %d, which existed before the scenario, is gone: the rollback removed a VM this run did not create", id)
+		}
+	}
+	if w.t.simulated() {
+		st, err := w.t.sim.Control().Stats(ctx)
+		if err != nil {
+			return err
+		}
+		mine := fmt.Sprintf("DELETE /nodes/%s/qemu/%d", vm.Node, vm.ID)
+		deletes := 0
+		for k, n := range st.API.ByPath {
+			if !strings.HasPrefix(k, "DELETE ") {
+				continue
+			}
+			if k != mine {
+				return fmt.Errorf("the API received %q (%d times): only %q may be deleted", k, n, mine)
+			}
+			deletes += n
+		}
+		if deletes == 0 {
+			return fmt.Errorf("the API never received %q", mine)
+		}
+	}
+	return nil
 }
 
 func (w *World) noPartialVMRemains(ctx context.Context) error {
@@ -333,7 +383,7 @@ func (w *World) theFailureIsReportedClearly() error {
 	return nil
 }
 
-func (w *World) theRunStopsAtTheDriverTask() error {
+func (w *World) theRunStopsAtTheDriverTask(ctx context.Context) error {
 	te, err := w.guestTaskError()
 	if err != nil {
 		return err
@@ -356,16 +406,43 @@ func (w *World) theRunStopsAtTheDriverTask() error {
 			return fmt.Errorf("the run went on after the failed driver task: %s %s", e.Task, e.Status)
 		}
 	}
+	// In the VM: nothing after the driver was installed (Ollama would bring its own driver).
+	out, err := w.sh(ctx, "command -v ollama; test -e /opt/vllm/venv/bin/vllm && echo /opt/vllm/venv/bin/vllm; true")
+	if err != nil {
+		return err
+	}
+	if s := strings.TrimSpace(out); s != "" {
+		return fmt.Errorf("the run installed more after the failed driver task:\n%s", s)
+	}
 	return nil
 }
 
-func (w *World) theErrorLogsAreShown() error {
+// theErrorLogsAreShown requires the error to carry the DKMS build log: the last lines of the
+// make.log in the VM (read over SSH) must be in the error's log, and the bundle names the task.
+func (w *World) theErrorLogsAreShown(ctx context.Context) error {
 	te, err := w.guestTaskError()
 	if err != nil {
 		return err
 	}
 	if _, want := w.failureCause(); !strings.Contains(te.Log, want) {
 		return fmt.Errorf("the error's log tail does not show %q:\n%s", want, te.Log)
+	}
+	out, err := w.sh(ctx, "sudo -n sh -c 'tail -n 3 /var/lib/dkms/nvidia/*/build/make.log'")
+	if err != nil {
+		return fmt.Errorf("read the DKMS make.log in the VM: %w", err)
+	}
+	lines := 0
+	for _, l := range strings.Split(out, "\n") {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		lines++
+		if !strings.Contains(te.Log, l) {
+			return fmt.Errorf("the error's log does not show the make.log line %q:\n%s", l, te.Log)
+		}
+	}
+	if lines == 0 {
+		return errors.New("the DKMS make.log in the VM is empty")
 	}
 	if te.Bundle == "" {
 		return errors.New("no log bundle was written")
@@ -411,5 +488,9 @@ func (w *World) aReRunAfterTheFixSucceeds(ctx context.Context) error {
 	if err := w.deploy(ctx, provision.DeployOptions{}); err != nil {
 		return fmt.Errorf("re-run: %w", err)
 	}
-	return w.nvidiaSMIIsAvailable(ctx)
+	if err := w.nvidiaSMIIsAvailable(ctx); err != nil {
+		return err
+	}
+	w.verify = nil
+	return w.theDeploymentCompletes(ctx, 0)
 }

@@ -93,20 +93,86 @@ func (w *World) theOutputShowsMemory(mib int) error {
 	return fmt.Errorf("the output does not show %d MiB of total memory:\n%s", mib, w.lastOut.Stdout)
 }
 
-var driverRE = regexp.MustCompile(`Driver Version:\s*(\d+\.\d+(?:\.\d+)?)`)
+var (
+	driverRE = regexp.MustCompile(`Driver Version:\s*(\d+\.\d+(?:\.\d+)?)`)
+	// kmodRE is the loaded kernel module's version line (/proc/driver/nvidia/version).
+	kmodRE = regexp.MustCompile(`NVRM version: NVIDIA UNIX (?:Open Kernel Module for \S+|\S+ Kernel Module)\s+(\d+\.\d+(?:\.\d+)?)`)
+)
 
-func (w *World) theOutputShowsTheDriverVersion() error {
-	if driverRE.FindStringSubmatch(w.lastOut.Stdout) == nil {
+// theOutputShowsTheDriverVersion requires nvidia-smi's driver version to be the version of the
+// kernel module the guest loaded (a mismatch is the "Driver/library version mismatch" failure).
+func (w *World) theOutputShowsTheDriverVersion(ctx context.Context) error {
+	m := driverRE.FindStringSubmatch(w.lastOut.Stdout)
+	if m == nil {
 		return fmt.Errorf("the output shows no driver version:\n%s", w.lastOut.Stdout)
+	}
+	out, err := w.sh(ctx, "cat /proc/driver/nvidia/version")
+	if err != nil {
+		return err
+	}
+	k := kmodRE.FindStringSubmatch(out)
+	if k == nil {
+		return fmt.Errorf("/proc/driver/nvidia/version names no kernel module version:\n%s", out)
+	}
+	kv := k[1]
+	if kv != m[1] {
+		return fmt.Errorf("nvidia-smi shows driver %s but the loaded kernel module is %s", m[1], kv)
 	}
 	return nil
 }
 
+// nvrmErrorRE matches the dmesg lines of a driver that failed to bind or a GPU that failed
+// (shared/reference/guest.md §4.2): init/probe failures, wrong module flavour, BAR mapping,
+// API mismatch, and the fatal Xids (79 off the bus, 119/120 GSP timeouts).
+var nvrmErrorRE = regexp.MustCompile(`(?i)RmInitAdapter failed|rm_init_adapter failed|probe of \S+ failed|probe routine (?:failed|was not called)|None of the NVIDIA devices were initialized|No NVIDIA devices probed|requires use of the NVIDIA open kernel modules|I/O region assigned to your NVIDIA device is invalid|NVRM: API mismatch|fallen off the bus|NVRM: Xid \((?:PCI:)?[0-9a-fA-F:.]+\): (?:79|119|120),`)
+
+// noNVIDIAErrorsInDmesg reads the kernel log over SSH: the open module's load line must be
+// there (the log is the right one and the driver loaded) and no NVRM error line; provision's
+// own dmesg check must agree.
 func (w *World) noNVIDIAErrorsInDmesg(ctx context.Context) error {
+	out, err := w.sh(ctx, "sudo -n dmesg")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(out, "NVRM: loading NVIDIA UNIX Open Kernel Module") {
+		return fmt.Errorf("dmesg has no \"NVRM: loading NVIDIA UNIX Open Kernel Module\" line: the open driver did not load (%d lines read)", strings.Count(out, "\n"))
+	}
+	var bad []string
+	for _, l := range strings.Split(out, "\n") {
+		if nvrmErrorRE.MatchString(l) {
+			bad = append(bad, strings.TrimSpace(l))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("dmesg shows NVIDIA errors:\n%s", strings.Join(bad, "\n"))
+	}
 	return w.check(ctx, "no NVIDIA errors in dmesg")
 }
 
 var nvccRE = regexp.MustCompile(`release (\d+)\.(\d+)`)
+
+// cudaSample is a vector addition that checks its own result on the host; the steps write,
+// compile and run it themselves (independent of provision's verification).
+const cudaSample = `#include <cstdio>
+__global__ void add(const float *a, const float *b, float *c, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) c[i] = a[i] + b[i];
+}
+int main() {
+  int n = 1 << 16;
+  float *a, *b, *c;
+  if (cudaMallocManaged(&a, n * sizeof(float)) != cudaSuccess) { printf("FAIL: cudaMallocManaged: %s\n", cudaGetErrorString(cudaGetLastError())); return 1; }
+  cudaMallocManaged(&b, n * sizeof(float));
+  cudaMallocManaged(&c, n * sizeof(float));
+  for (int i = 0; i < n; i++) { a[i] = i; b[i] = 2 * i; }
+  add<<<(n + 255) / 256, 256>>>(a, b, c, n);
+  cudaError_t err = cudaDeviceSynchronize();
+  if (err != cudaSuccess) { printf("FAIL: %s\n", cudaGetErrorString(err)); return 1; }
+  for (int i = 0; i < n; i++) if (c[i] != 3 * i) { printf("FAIL: c[%d] is wrong\n", i); return 1; }
+  printf("aimachine-steps vector add PASSED n=%d\n", n);
+  return 0;
+}
+`
 
 func (w *World) theCUDAToolkitWorks(ctx context.Context, major, minor int) error {
 	out, err := w.sh(ctx, "/usr/local/cuda/bin/nvcc --version")
@@ -121,6 +187,23 @@ func (w *World) theCUDAToolkitWorks(ctx context.Context, major, minor int) error
 	mi, _ := strconv.Atoi(m[2])
 	if ma < major || ma == major && mi < minor {
 		return fmt.Errorf("nvcc is CUDA %d.%d, want %d.%d or newer (Blackwell needs 12.8)", ma, mi, major, minor)
+	}
+	r, err := w.ssh(ctx)
+	if err != nil {
+		return err
+	}
+	src := "/tmp/aimachine-steps-cuda/vadd.cu"
+	if err := r.Put(ctx, src, 0o644, []byte(cudaSample)); err != nil {
+		return fmt.Errorf("copy the CUDA sample into the VM: %w", err)
+	}
+	// Built as the SSH user (Put may write as root); sm_120 is Blackwell (RTX 50xx): a toolkit
+	// older than 12.8 refuses it.
+	out, err = w.sh(ctx, `mkdir -p "$HOME/aimachine-steps-cuda" && /usr/local/cuda/bin/nvcc -arch=sm_120 -o "$HOME/aimachine-steps-cuda/vadd" `+src+` && "$HOME/aimachine-steps-cuda/vadd"`)
+	if err != nil {
+		return fmt.Errorf("the CUDA sample: %w", err)
+	}
+	if !strings.Contains(out, "vector add PASSED n=65536") {
+		return fmt.Errorf("the CUDA sample did not pass:\n%s", out)
 	}
 	return w.check(ctx, "a CUDA sample compiles with nvcc and runs")
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,7 +83,10 @@ func hasTag(s *godog.Scenario, tag string) bool {
 }
 
 // Register wires a fresh World's steps into one scenario.
-func Register(sc *godog.ScenarioContext) {
+func Register(sc *godog.ScenarioContext) { register(sc) }
+
+// register wires a fresh World into sc and returns it (tests add steps of their own).
+func register(sc *godog.ScenarioContext) *World {
 	w := &World{}
 	sc.Before(func(ctx context.Context, s *godog.Scenario) (context.Context, error) {
 		w.scenario = s
@@ -128,6 +132,7 @@ func Register(sc *godog.ScenarioContext) {
 	w.registerGPUSteps(sc)
 	w.registerServiceSteps(sc)
 	w.registerFailureSteps(sc)
+	return w
 }
 
 // attachments are the transcripts of a failed step: the scenario log (progress, SSH commands
@@ -142,7 +147,15 @@ func (w *World) attachments(ctx context.Context, err error) []godog.Attachment {
 		out = append(out, godog.Attachment{Body: []byte(log), FileName: "scenario.log", MediaType: "text/plain"})
 	}
 	var te *provision.TaskError
-	if errors.As(err, &te) || errors.As(w.deployErr, &te) || errors.As(w.guestErr, &te) {
+	found := errors.As(err, &te) || errors.As(w.deployErr, &te) || errors.As(w.guestErr, &te)
+	if err != nil {
+		body := err.Error()
+		if found && te.Log != "" && !strings.Contains(body, te.Log) {
+			body += "\n\nlog tail of " + te.Task + ":\n" + te.Log
+		}
+		out = append(out, godog.Attachment{Body: []byte(guest.RedactAll(body, w.secrets)), FileName: "error.txt", MediaType: "text/plain"})
+	}
+	if found {
 		if te.Bundle != "" {
 			for _, f := range []string{"failure.txt", "transcript.log"} {
 				if b, rerr := os.ReadFile(filepath.Join(te.Bundle, f)); rerr == nil {

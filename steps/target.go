@@ -10,6 +10,7 @@ import (
 
 	"github.com/aimachine/aimachine/fakes/container"
 	"github.com/aimachine/aimachine/fakes/sim"
+	"github.com/aimachine/aimachine/provision"
 )
 
 // Targets (AIMACHINE_TARGET).
@@ -78,6 +79,9 @@ func startTarget(ctx context.Context, getenv func(string) string) (*target, erro
 		return nil, err
 	}
 	if kind == TargetLive {
+		if err := checkLive(getenv); err != nil {
+			return nil, err
+		}
 		fmt.Fprintln(os.Stderr, "aimachine scenarios: target live — the real Proxmox host named by PROXMOX_VE_* ("+why+")")
 		return &target{kind: kind, env: getenv}, nil
 	}
@@ -99,7 +103,24 @@ func startTarget(ctx context.Context, getenv func(string) string) (*target, erro
 		return nil, fmt.Errorf("start the %s simulator: %w", kind, err)
 	}
 	env := s.Info().Env()
+	// Only the live target may dial a non-loopback address: a simulator's settings put the tool
+	// in simulator mode (a loopback API endpoint, loopback-only SSH dials).
+	if env[provision.EnvSimulator] != "1" {
+		_ = s.Close()
+		return nil, fmt.Errorf("the %s simulator's environment does not set %s=1: refusing to run without loopback-only mode", kind, provision.EnvSimulator)
+	}
 	return &target{kind: kind, sim: s, env: func(k string) string { return env[k] }}, nil
+}
+
+// checkLive refuses the live target from CI and without credentials, before anything is dialled.
+func checkLive(getenv func(string) string) error {
+	if getenv("CI") == "true" {
+		return errors.New("AIMACHINE_TARGET=live under CI=true: refusing to touch a real Proxmox host from CI")
+	}
+	if _, err := provision.ConnOptionsFromEnv(getenv); err != nil {
+		return fmt.Errorf("AIMACHINE_TARGET=live needs the credentials of the real Proxmox host: %w", err)
+	}
+	return nil
 }
 
 func (t *target) close() error {

@@ -3,8 +3,14 @@ package steps
 import (
 	"context"
 	"errors"
+	"net"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aimachine/aimachine/catalog"
+	"github.com/aimachine/aimachine/provision"
 )
 
 func TestChooseTarget(t *testing.T) {
@@ -49,5 +55,86 @@ func TestTimeScale(t *testing.T) {
 		if _, err := timeScale(func(string) string { return v }); err == nil {
 			t.Errorf("timeScale(%q) accepted", v)
 		}
+	}
+}
+
+// The live target refuses to start without credentials or under CI, naming what is missing,
+// before anything is dialled (no Docker probe, no API call).
+func TestLiveTargetRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"no credentials", map[string]string{"AIMACHINE_TARGET": "live"},
+			[]string{"AIMACHINE_TARGET=live needs the credentials", "PROXMOX_VE_ENDPOINT", "PROXMOX_VE_API_TOKEN"}},
+		{"endpoint without a token", map[string]string{"AIMACHINE_TARGET": "live", "PROXMOX_VE_ENDPOINT": "https://192.0.2.1:8006/"},
+			[]string{"PROXMOX_VE_API_TOKEN"}},
+		{"user without a password", map[string]string{"AIMACHINE_TARGET": "live", "PROXMOX_VE_ENDPOINT": "https://192.0.2.1:8006/", "PROXMOX_VE_USERNAME": "root@pam"},
+			[]string{"PROXMOX_VE_PASSWORD"}},
+		{"CI", map[string]string{"AIMACHINE_TARGET": "live", "CI": "true", "PROXMOX_VE_ENDPOINT": "https://192.0.2.1:8006/", "PROXMOX_VE_API_TOKEN": "root@pam!a=b"},
+			[]string{"refusing to touch a real Proxmox host from CI"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg, err := startTarget(context.Background(), func(k string) string { return tc.env[k] })
+			if err == nil {
+				t.Fatalf("startTarget started %+v", tg)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+	env := map[string]string{"PROXMOX_VE_ENDPOINT": "https://192.0.2.1:8006/", "PROXMOX_VE_API_TOKEN": "root@pam!a=b"}
+	if err := checkLive(func(k string) string { return env[k] }); err != nil {
+		t.Errorf("checkLive with credentials: %v", err)
+	}
+}
+
+// A simulated target puts the tool in simulator mode: a loopback API endpoint and loopback-only
+// SSH (only AIMACHINE_TARGET=live may dial anything else).
+func TestInProcessTargetIsLoopbackOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tg, err := startTarget(ctx, func(k string) string { return map[string]string{"AIMACHINE_TARGET": TargetInProcess}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.close()
+	o, err := provision.ConnOptionsFromEnv(tg.env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.Simulator {
+		t.Fatalf("the in-process target's environment does not set %s=1", provision.EnvSimulator)
+	}
+	u, err := url.Parse(o.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
+		t.Errorf("endpoint %s is not loopback", o.Endpoint)
+	}
+	c, err := provision.Connect(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.LoadValid("../infrastructure-catalog.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := c.SSHConfig(cat, "vm-llm-aimachine", provision.SSHOptions{Jump: tg.endpoint().JumpHost()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.LoopbackOnly {
+		t.Error("SSH to the VM is not loopback-only on a simulated target")
+	}
+	// Simulator mode refuses a real host's endpoint outright.
+	o.Endpoint = "https://192.0.2.1:8006/"
+	if _, err := provision.Connect(ctx, o); err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+		t.Errorf("Connect to a non-loopback endpoint in simulator mode: %v", err)
 	}
 }

@@ -2,10 +2,13 @@ package steps
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -180,7 +183,7 @@ func (w *World) setupDeploy(ctx context.Context, t *target) error {
 	w.vmName = "vm-llm-aimachine"
 	if vm, err := cat.VM(w.vmName); err == nil && vm.VLLMEnabled() && vm.Services.VLLM.APIKeyEnv != "" {
 		if k := os.Getenv(vm.Services.VLLM.APIKeyEnv); k != "" {
-			w.secrets = append(w.secrets, k) // the vLLM API key never reaches a report
+			w.secrets = append(w.secrets, secretForms(k)...) // the vLLM API key never reaches a report
 		}
 	}
 	if !t.simulated() {
@@ -209,14 +212,28 @@ func (w *World) setupDeploy(ctx context.Context, t *target) error {
 	return nil
 }
 
-// secretsOf lists the values never to print.
+// secretsOf lists the values never to print, each in the forms it may be printed in.
 func secretsOf(o provision.ConnOptions) []string {
 	var s []string
 	if _, sec, ok := strings.Cut(o.APIToken, "="); ok && sec != "" {
-		s = append(s, sec, o.APIToken)
+		s = append(s, secretForms(o.APIToken)...)
+		s = append(s, secretForms(sec)...)
 	}
 	if o.Password != "" {
-		s = append(s, o.Password)
+		s = append(s, secretForms(o.Password)...)
 	}
 	return s
+}
+
+// secretForms is v as written, URL-encoded (a form body or query: the ticket login posts the
+// password so) and JSON-escaped (a request log), without duplicates.
+func secretForms(v string) []string {
+	forms := []string{v}
+	j, _ := json.Marshal(v)
+	for _, f := range []string{url.QueryEscape(v), url.PathEscape(v), strings.Trim(string(j), `"`)} {
+		if !slices.Contains(forms, f) {
+			forms = append(forms, f)
+		}
+	}
+	return forms
 }
