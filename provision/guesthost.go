@@ -112,7 +112,7 @@ func DeployHost(ctx context.Context, cat *catalog.Catalog, vmName string, o Host
 	}
 	r, err := guest.Dial(ctx, cfg)
 	if err != nil {
-		return Summary{}, guest.Stats{}, &TaskError{Phase: "guest", Task: "connect over SSH to " + cfg.User + "@" + cfg.Addr, Err: err}
+		return Summary{}, guest.Stats{}, &TaskError{Phase: PhaseGuest, Task: "connect over SSH to " + cfg.User + "@" + cfg.Addr, Err: err}
 	}
 	defer r.Close()
 	sum, err := RunGuestPhase(ctx, r, cat, vm, o.Guest)

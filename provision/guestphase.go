@@ -150,7 +150,7 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 	}
 	p, err := guestParams(vm, opts)
 	if err != nil {
-		return sum, &TaskError{Phase: "guest", Task: "read the vLLM API key", Err: err}
+		return sum, &TaskError{Phase: PhaseGuest, Task: "read the vLLM API key", Err: err}
 	}
 	var tr transcript
 	secrets := []string{}
@@ -159,12 +159,12 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 	}
 	rr := guest.WithTranscript(r, tr.add, secrets...)
 	p.Progress = func(task, msg string) {
-		rep.Report(Event{Phase: "guest", Task: task, Message: guest.RedactAll(msg, secrets)})
+		rep.Report(Event{Phase: PhaseGuest, Task: task, Message: guest.RedactAll(msg, secrets)})
 	}
 	h := tasks.NewHost(rr, p)
 	_, err = engine.Run(ctx, h.Tasks(), engine.Options{
 		Report: func(e engine.Event) {
-			ev := Event{Phase: "guest", Task: e.Task, Status: Status(e.Status), Message: guest.RedactAll(e.Message, secrets), Elapsed: e.Elapsed}
+			ev := Event{Phase: PhaseGuest, Task: e.Task, Status: Status(e.Status), Message: guest.RedactAll(e.Message, secrets), Elapsed: e.Elapsed}
 			if e.Status != "" {
 				sum.Add(ev)
 			}
@@ -184,7 +184,7 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 		}
 		return sum, nil
 	}
-	te := &TaskError{Phase: "guest", Err: err}
+	te := &TaskError{Phase: PhaseGuest, Err: err}
 	var f *engine.Failure
 	if errors.As(err, &f) {
 		te.Task, te.Err, te.Hint, te.Log = f.Task, f.Err, f.Hint, guest.RedactAll(f.Log, secrets)

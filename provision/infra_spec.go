@@ -12,8 +12,11 @@ import (
 	"github.com/aimachine/aimachine/provision/pve"
 )
 
-// PhaseInfra names the infrastructure phase in events and errors.
-const PhaseInfra = "infrastructure"
+// Phase names in events and errors.
+const (
+	PhaseInfra = "infrastructure" // the Proxmox side: preflight, create, start, readiness
+	PhaseGuest = "guest"          // over SSH: driver, CUDA, vLLM, Ollama
+)
 
 // OwnerTag marks VMs this tool manages; a VM without it is never touched.
 const OwnerTag = "aimachine"

@@ -758,7 +758,7 @@ func (w *World) noGuestTaskChanges(ctx context.Context) error {
 	// "No change" only means something when the guest tasks did run and check.
 	guestOK := 0
 	for _, e := range w.res.Summary.Tasks {
-		if e.Phase == "guest" && e.Status == provision.StatusOK {
+		if e.Phase == provision.PhaseGuest && e.Status == provision.StatusOK {
 			guestOK++
 		}
 	}

@@ -402,7 +402,7 @@ func (w *World) theRunStopsAtTheDriverTask(ctx context.Context) error {
 		return errors.New("the driver task was not reported as failed")
 	}
 	for _, e := range evs[failedAt+1:] {
-		if e.Phase == "guest" && e.Task != driverTask {
+		if e.Phase == provision.PhaseGuest && e.Task != driverTask {
 			return fmt.Errorf("the run went on after the failed driver task: %s %s", e.Task, e.Status)
 		}
 	}
