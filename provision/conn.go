@@ -129,13 +129,11 @@ func Connect(ctx context.Context, o ConnOptions) (*Client, error) {
 		// Password login wins: root@pam may set a raw hostpci, a token may not.
 		cfg.TokenID, cfg.TokenSecret = "", ""
 	}
-	api, err := pve.Dial(cfg)
-	if err != nil {
-		return nil, err
+	api, err := pve.DialContext(ctx, cfg)
+	if err == nil {
+		_, err = api.Version(ctx)
 	}
-	c := NewClient(api, o)
-	c.endpoint = apiURL
-	if _, err := api.Version(ctx); err != nil {
+	if err != nil {
 		hint := "check " + EnvEndpoint + " and that pveproxy is reachable"
 		switch {
 		case errors.Is(err, pve.ErrAuth):
@@ -145,6 +143,8 @@ func Connect(ctx context.Context, o ConnOptions) (*Client, error) {
 		}
 		return nil, &TaskError{Phase: PhaseInfra, Task: "connect to " + apiURL, Err: err, Hint: hint}
 	}
+	c := NewClient(api, o)
+	c.endpoint = apiURL
 	return c, nil
 }
 

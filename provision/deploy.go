@@ -56,6 +56,9 @@ type DeployResult struct {
 	Runner guest.Runner
 	// GuestPhase is false when the guest phase did not run (InfraOnly, or a failure before it).
 	GuestPhase bool
+	// Proof is the read-only verification that ends a deploy (ProofTask); empty when the
+	// guest phase did not finish.
+	Proof VerifyReport
 }
 
 // Deploy converges the catalog VM vmName: preflight, create (or the minimal config change),
@@ -73,7 +76,12 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 	if err != nil {
 		return res, err
 	}
+	// The infrastructure phase ends with the first SSH connection: a failure anywhere in it
+	// after this run created the VM rolls that VM back (unless KeepOnFailure).
 	err = r.deployInfra(ctx, o, res)
+	if err == nil && !o.InfraOnly {
+		err = c.connectSSH(ctx, r, o, res)
+	}
 	res.Created = r.created
 	if err != nil && r.created && !o.KeepOnFailure {
 		rbErr := r.rollback(ctx)
@@ -83,15 +91,49 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 		err = withKept(err, r.spec.vmid)
 	}
 	res.Summary = r.summary
+	if err == nil && o.InfraOnly {
+		ev := Event{Phase: PhaseGuest, Task: "guest phase", Status: StatusSkipped, Message: "infrastructure only: no SSH, driver, CUDA or services"}
+		r.rep.Report(ev)
+		res.Summary.Add(ev)
+	}
 	if err != nil || o.InfraOnly {
 		return res, err
 	}
 
-	// SSH and the guest phase. Failures here keep the VM (it is reachable for debugging).
-	err = r.step(ctx, "connect over SSH to "+res.SSH.Addr, func(ctx context.Context) (Status, string, error) {
-		runner, err := c.dialWithRetry(ctx, res.SSH, o.SSH.Timeout, r.retryNote("connect over SSH to "+res.SSH.Addr))
+	// The guest phase. Its failures keep the VM (it is reachable for debugging).
+	gopts := o.Guest
+	gopts.Reporter, gopts.RunID = r.rep, r.runID
+	gs, err := RunGuestPhase(ctx, res.Runner, cat, r.vm, gopts)
+	res.GuestPhase = true
+	if err == nil {
+		// The deploy ends with the proof: read-only checks, reported as one task.
+		res.Proof, err = proveGuest(ctx, res.Runner, r.vm, gopts, &gs)
+	}
+	res.Summary.OK += gs.OK
+	res.Summary.Changed += gs.Changed
+	res.Summary.Failed += gs.Failed
+	res.Summary.Tasks = append(res.Summary.Tasks, gs.Tasks...)
+	return res, err
+}
+
+// connectSSH opens the SSH connection the guest phase uses (the last infrastructure task).
+// Its error says which key the guest must accept; a VM this run did not create is kept.
+func (c *Client) connectSSH(ctx context.Context, r *run, o DeployOptions, res *DeployResult) error {
+	task := "connect over SSH to " + res.SSH.Addr
+	return r.step(ctx, task, func(ctx context.Context) (Status, string, error) {
+		runner, err := c.dialWithRetry(ctx, res.SSH, o.SSH.Timeout, r.retryNote(task))
 		if err != nil {
-			return "", "", taskErr("connect over SSH to "+res.SSH.Addr, err, r.spec.vmid)
+			te := taskErr(task, err, r.spec.vmid)
+			switch msg := err.Error(); {
+			case strings.Contains(msg, "unable to authenticate") && strings.Contains(msg, "ssh jump host"):
+				te.Hint = "the jump host refused the key: it must accept the private key aimachine uses (--ssh-key / AIMACHINE_SSH_KEY / ssh-agent)"
+			case strings.Contains(msg, "unable to authenticate"):
+				te.Hint = fmt.Sprintf("the catalog's cloud_init.ssh_keys must contain the public key of the private key aimachine uses (--ssh-key / AIMACHINE_SSH_KEY / ssh-agent); the guest user is %q", res.SSH.User)
+			}
+			if !r.created {
+				te.Err = fmt.Errorf("%w; VM %d kept: it existed before this run", te.Err, r.spec.vmid)
+			}
+			return "", "", te
 		}
 		res.Runner = runner
 		via := ""
@@ -100,19 +142,6 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 		}
 		return StatusOK, res.SSH.User + "@" + res.SSH.Addr + via, nil
 	})
-	res.Summary = r.summary
-	if err != nil {
-		return res, err
-	}
-	gopts := o.Guest
-	gopts.Reporter, gopts.RunID = r.rep, r.runID
-	gs, err := RunGuestPhase(ctx, res.Runner, cat, r.vm, gopts)
-	res.GuestPhase = true
-	res.Summary.OK += gs.OK
-	res.Summary.Changed += gs.Changed
-	res.Summary.Failed += gs.Failed
-	res.Summary.Tasks = append(res.Summary.Tasks, gs.Tasks...)
-	return res, err
 }
 
 // deployInfra is the infrastructure phase up to a pinned host key.

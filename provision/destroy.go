@@ -44,15 +44,15 @@ func (c *Client) Destroy(ctx context.Context, cat *catalog.Catalog, vmName strin
 		return res, nil
 	}
 	if !st.owned {
-		err := notOurs(s.vmid, st.cfg)
-		r.report(task, StatusFailed, err.Error(), 0)
+		err := refuseDestroy(task, s.vmid, st.cfg)
+		r.report(task, StatusFailed, err.Err.Error()+" (hint: "+err.Hint+")", 0)
 		res.Summary = r.summary
 		return res, err
 	}
 	err = r.step(ctx, task, func(ctx context.Context) (Status, string, error) {
 		deleted, err := r.removeVM(ctx, func(cfg pve.Config) error {
 			if !owned(cfg) {
-				return notOurs(s.vmid, cfg)
+				return refuseDestroy(task, s.vmid, cfg)
 			}
 			return nil
 		})
@@ -75,4 +75,12 @@ func (c *Client) Destroy(ctx context.Context, cat *catalog.Catalog, vmName strin
 	}
 	res.Summary = r.summary
 	return res, err
+}
+
+// refuseDestroy is the error of a destroy aimed at a VM without the ownership tag.
+func refuseDestroy(task string, vmid int, cfg pve.Config) *TaskError {
+	return &TaskError{Phase: PhaseInfra, Task: task,
+		Err: fmt.Errorf("refused, it is not managed by aimachine (no '%s' tag): VM %d (%q) is never touched", OwnerTag, vmid, cfg["name"]),
+		Hint: fmt.Sprintf("check the VM's id in the catalog; aimachine deletes only VMs carrying the %q tag. If VM %d really is this VM, add the tag in the Proxmox UI and re-run, or delete it yourself (qm destroy %d)",
+			OwnerTag, vmid, vmid)}
 }

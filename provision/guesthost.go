@@ -97,7 +97,7 @@ func GuestConfig(cat *catalog.Catalog, vm *catalog.VM, o HostOptions) (guest.Con
 
 // DeployHost runs only the guest phase for catalog VM vmName against an already installed
 // Ubuntu 24.04 machine (aimachine deploy --host USER@ADDR[:PORT]). The host key must be
-// pinned already unless o.AcceptNewHostKey.
+// pinned already unless o.AcceptNewHostKey. Like Deploy it ends with the proof (ProofTask).
 func DeployHost(ctx context.Context, cat *catalog.Catalog, vmName string, o HostOptions) (Summary, guest.Stats, error) {
 	vm, err := cat.VM(vmName)
 	if err != nil {
@@ -116,6 +116,9 @@ func DeployHost(ctx context.Context, cat *catalog.Catalog, vmName string, o Host
 	}
 	defer r.Close()
 	sum, err := RunGuestPhase(ctx, r, cat, vm, o.Guest)
+	if err == nil {
+		_, err = proveGuest(ctx, r, vm, o.Guest, &sum)
+	}
 	return sum, r.Stats(), err
 }
 

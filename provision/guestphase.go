@@ -102,6 +102,22 @@ func guestParams(vm *catalog.VM, o GuestOptions) (tasks.Params, error) {
 	return p, keyErr
 }
 
+// skippedParts names the parts of the guest phase the catalog turns off, with the reason
+// (reported as skipped tasks).
+func skippedParts(vm *catalog.VM) [][2]string {
+	var out [][2]string
+	if !vm.GPUEnabled() {
+		out = append(out, [2]string{"install the NVIDIA driver and CUDA", "no GPU in the catalog (gpu disabled)"})
+	}
+	if !vm.VLLMEnabled() {
+		out = append(out, [2]string{"install vLLM", "disabled in the catalog (services.vllm)"})
+	}
+	if !vm.OllamaEnabled() {
+		out = append(out, [2]string{"install Ollama", "disabled in the catalog (services.ollama)"})
+	}
+	return out
+}
+
 // DefaultVLLMVersion is installed when the catalog pins none: 0.9.2 ships cu128 wheels
 // (sm_120) on PyPI and is the last release reported to run on the RTX 50xx before the
 // 0.10.0 regression (guest.md §7.1).
@@ -162,6 +178,11 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 		rep.Report(Event{Phase: PhaseGuest, Task: task, Message: guest.RedactAll(msg, secrets)})
 	}
 	h := tasks.NewHost(rr, p)
+	for _, sk := range skippedParts(vm) {
+		ev := Event{Phase: PhaseGuest, Task: sk[0], Status: StatusSkipped, Message: sk[1]}
+		sum.Add(ev)
+		rep.Report(ev)
+	}
 	_, err = engine.Run(ctx, h.Tasks(), engine.Options{
 		Report: func(e engine.Event) {
 			ev := Event{Phase: PhaseGuest, Task: e.Task, Status: Status(e.Status), Message: guest.RedactAll(e.Message, secrets), Elapsed: e.Elapsed}
@@ -219,6 +240,52 @@ func writeBundle(o GuestOptions, vm, transcript, failure string) (string, error)
 		}
 	}
 	return dir, nil
+}
+
+// ProofTask is the last task of a deploy: the read-only VerifyGuest checks, as one task.
+const ProofTask = "prove the GPU, CUDA and services"
+
+// proveGuest runs VerifyGuest after the guest phase and reports it as the single task
+// ProofTask: ok with "N/N checks passed" (a proof is never a change), or failed naming the
+// failed checks. A failed proof is a *TaskError of the guest phase (the VM is kept).
+func proveGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts GuestOptions, sum *Summary) (VerifyReport, error) {
+	rep := opts.Reporter
+	if rep == nil {
+		rep = Discard
+	}
+	done := func(st Status, msg string, start time.Time) {
+		ev := Event{Phase: PhaseGuest, Task: ProofTask, Status: st, Message: msg, Elapsed: time.Since(start)}
+		sum.Add(ev)
+		rep.Report(ev)
+	}
+	start := time.Now()
+	rep.Report(Event{Phase: PhaseGuest, Task: ProofTask})
+	vopts := opts
+	vopts.Reporter = nil // one task, not one event per check
+	vr, err := VerifyGuest(ctx, r, vm, vopts)
+	if err != nil {
+		done(StatusFailed, err.Error(), start)
+		return vr, &TaskError{Phase: PhaseGuest, Task: ProofTask, Err: err,
+			Hint: fmt.Sprintf("the VM is kept; re-run the checks with aimachine verify --vm %s", vm.Name)}
+	}
+	if len(vr.Checks) == 0 {
+		done(StatusSkipped, "nothing to prove: no GPU and no service in the catalog", start)
+		return vr, nil
+	}
+	failed := vr.Failed()
+	if len(failed) == 0 {
+		done(StatusOK, fmt.Sprintf("%d/%d checks passed", len(vr.Checks), len(vr.Checks)), start)
+		return vr, nil
+	}
+	var names, evidence []string
+	for _, c := range failed {
+		names = append(names, c.Name)
+		evidence = append(evidence, "✗ "+c.Name+"\n"+c.Evidence)
+	}
+	err = fmt.Errorf("%d of %d checks failed: %s", len(failed), len(vr.Checks), strings.Join(names, "; "))
+	done(StatusFailed, err.Error(), start)
+	return vr, &TaskError{Phase: PhaseGuest, Task: ProofTask, Err: err, Log: guest.Tail(strings.Join(evidence, "\n"), 40),
+		Hint: fmt.Sprintf("the VM is kept for debugging; aimachine verify --vm %s shows each check's evidence", vm.Name)}
 }
 
 // VerifyCheck is one named proof with its evidence.

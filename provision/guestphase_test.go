@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -229,4 +230,64 @@ func TestGuestPhaseNamesTheChosenDriver(t *testing.T) {
 		}
 	}
 	t.Fatal("no driver task")
+}
+
+// The proof that ends a deploy is one task: ok with "N/N checks passed" on a good guest;
+// failed, naming each failed check, when the GPU stack is broken.
+func TestProofIsOneTaskNamingTheFailedChecks(t *testing.T) {
+	c, vm := guestTestVM()
+	g := newScriptedGuest()
+	var events []Event
+	opts := guestTestOpts(t, ReporterFunc(func(e Event) {
+		if e.Task == ProofTask && e.Status != "" {
+			events = append(events, e)
+		}
+	}))
+	if _, err := RunGuestPhase(context.Background(), g, c, vm, opts); err != nil {
+		t.Fatalf("fresh run: %v", err)
+	}
+	var sum Summary
+	rep, err := proveGuest(context.Background(), g, vm, opts, &sum)
+	n := len(rep.Checks)
+	if err != nil || n == 0 || len(events) != 1 || events[0].Status != StatusOK || events[0].Message != fmt.Sprintf("%d/%d checks passed", n, n) || sum.OK != 1 || sum.Changed != 0 {
+		t.Fatalf("good guest: %v, events %+v, summary %+v", err, events, sum)
+	}
+
+	g.mu.Lock()
+	delete(g.loaded, "nvidia")
+	g.mu.Unlock()
+	events, sum = nil, Summary{}
+	rep, err = proveGuest(context.Background(), g, vm, opts, &sum)
+	var te *TaskError
+	if !errors.As(err, &te) || te.Task != ProofTask || te.Phase != PhaseGuest || len(rep.Failed()) == 0 || sum.Failed != 1 {
+		t.Fatalf("broken driver: want a failed proof task, got %v (summary %+v)", err, sum)
+	}
+	for _, f := range rep.Failed() {
+		if !strings.Contains(te.Err.Error(), f.Name) || !strings.Contains(events[0].Message, f.Name) {
+			t.Fatalf("the failure must name %q: %v / %q", f.Name, te.Err, events[0].Message)
+		}
+	}
+}
+
+// A service the catalog turns off is reported as a skipped task, with the reason, and not installed.
+func TestDisabledServiceIsReportedSkipped(t *testing.T) {
+	c, vm := guestTestVM()
+	vm.Services.Ollama.Enabled = false
+	g := newScriptedGuest()
+	var skipped []Event
+	opts := guestTestOpts(t, ReporterFunc(func(e Event) {
+		if e.Status == StatusSkipped {
+			skipped = append(skipped, e)
+		}
+	}))
+	sum, err := RunGuestPhase(context.Background(), g, c, vm, opts)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if len(skipped) != 1 || skipped[0].Task != "install Ollama" || !strings.Contains(skipped[0].Message, "disabled in the catalog") {
+		t.Fatalf("want one skipped 'install Ollama', got %+v", skipped)
+	}
+	if g.ollama || sum.Changed == 0 {
+		t.Fatalf("Ollama installed although disabled (ollama=%v), recap %+v", g.ollama, sum)
+	}
 }

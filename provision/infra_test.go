@@ -873,3 +873,22 @@ func TestStoppedVMIsStartedAndGrownDiskResized(t *testing.T) {
 		t.Fatalf("scsi0 = %q", cfg["scsi0"])
 	}
 }
+
+// With a username and password the client logs in before its first call: pveproxy answers
+// an unauthenticated request with a delayed (about 3 s) "401 No ticket", so no request may
+// go out without a ticket.
+func TestPasswordLoginSendsNoUnauthenticatedRequest(t *testing.T) {
+	e := newEnv(t)
+	e.mustDeploy(vm140)
+	st := e.stats()
+	if st.ByStatus[401] != 0 {
+		t.Fatalf("the fake answered %d requests with 401 (an unauthenticated request went out): %v", st.ByStatus[401], st.ByStatus)
+	}
+	rs := e.srv.Requests()
+	if len(rs) == 0 || rs[0].Method != "POST" || !strings.HasSuffix(rs[0].Path, "/access/ticket") {
+		t.Fatalf("the first request must be the login (POST /access/ticket), got %+v", rs[:min(len(rs), 1)])
+	}
+	if n := st.ByRoute["POST /access/ticket"]; n != 1 {
+		t.Fatalf("want exactly 1 login, got %d (%v)", n, st.ByRoute)
+	}
+}

@@ -100,11 +100,14 @@ func connect(ctx context.Context, f *infraFlags, stderr io.Writer) (*catalog.Cat
 	return cat, c, logger, err
 }
 
-// renderer prints progress as ✓ / ✗ / ↷ lines on stderr.
+// renderer prints progress as ✓ / ✗ / ↷ lines on stderr. A failed task's ✗ line is held
+// back: the command's error names that task with its details and hint, and is printed once
+// by fail.
 type renderer struct {
 	mu      sync.Mutex
 	w       io.Writer
 	verbose bool
+	failed  []provision.Event // held-back ✗ events, in order
 }
 
 func (r *renderer) Report(e provision.Event) {
@@ -124,8 +127,7 @@ func (r *renderer) Report(e provision.Event) {
 	case provision.StatusChanged:
 		fmt.Fprintf(r.w, "✓ %s [changed]%s%s\n", e.Task, msg, took)
 	case provision.StatusFailed:
-		// The error itself is printed once, with its hint and log tail, when the command ends.
-		fmt.Fprintf(r.w, "✗ %s\n", e.Task)
+		r.failed = append(r.failed, e)
 	case provision.StatusSkipped:
 		fmt.Fprintf(r.w, "↷ %s%s\n", e.Task, msg)
 	default:
@@ -135,6 +137,24 @@ func (r *renderer) Report(e provision.Event) {
 			fmt.Fprintf(r.w, "  … %s\n", e.Task)
 		}
 	}
+}
+
+// fail prints err once with fail, then the ✗ line of any failed task that err does not
+// tell (none in the usual case: the error is the failed task's, a rollback failure is joined).
+func (r *renderer) fail(ctx context.Context, err error) int {
+	code := fail(ctx, r.w, err)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var te *provision.TaskError
+	errors.As(err, &te)
+	for _, e := range r.failed {
+		if (te != nil && strings.HasPrefix(te.Task, e.Task)) || strings.Contains(err.Error(), e.Message) {
+			continue // err tells it already
+		}
+		fmt.Fprintf(r.w, "✗ %s: %s\n", e.Task, e.Message)
+	}
+	r.failed = nil
+	return code
 }
 
 // printErr prints a failure with its log tail and the path of its log bundle.
@@ -222,7 +242,7 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		_ = res.Runner.Close()
 	}
 	if err != nil {
-		code := fail(ctx, stderr, err)
+		code := rep.fail(ctx, err)
 		if res != nil {
 			fmt.Fprintln(stderr, summaryLine(res.Summary))
 		}
@@ -239,7 +259,7 @@ const reportDir = "reports"
 // writeEvidence writes reports/<vm>-<run>/evidence.json (versions, GPU, timings); a failure to
 // write it is reported, never fatal.
 func writeEvidence(ctx context.Context, c *provision.Client, cat *catalog.Catalog, res *provision.DeployResult, stderr io.Writer) {
-	ev, err := c.BuildEvidence(ctx, cat, res, provision.VerifyReport{}, res.Runner)
+	ev, err := c.BuildEvidence(ctx, cat, res, res.Proof, res.Runner)
 	if err == nil {
 		var path string
 		if path, err = ev.Write(reportDir); err == nil {

@@ -40,9 +40,10 @@ func runDestroy(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return fail(ctx, stderr, err)
 	}
-	res, err := c.Destroy(ctx, cat, f.vm, provision.DestroyOptions{Reporter: &renderer{w: stderr, verbose: f.verbose}, KnownHostsFile: *knownHosts})
+	rep := &renderer{w: stderr, verbose: f.verbose}
+	res, err := c.Destroy(ctx, cat, f.vm, provision.DestroyOptions{Reporter: rep, KnownHostsFile: *knownHosts})
 	if err != nil {
-		return fail(ctx, stderr, err)
+		return rep.fail(ctx, err)
 	}
 	if res.Deleted {
 		fmt.Fprintf(stdout, "VM %d deleted from node %s\n", res.VMID, res.Node)

@@ -53,10 +53,11 @@ func runHostDeploy(ctx context.Context, catalogPath, vmName string, h hostFlags,
 		return fail(ctx, stderr, err)
 	}
 	o := h.options()
-	o.Guest.Reporter = &renderer{w: stderr, verbose: h.verbose}
+	rep := &renderer{w: stderr, verbose: h.verbose}
+	o.Guest.Reporter = rep
 	sum, stats, err := provision.DeployHost(ctx, cat, vmName, o)
 	if err != nil {
-		code := fail(ctx, stderr, err)
+		code := rep.fail(ctx, err)
 		fmt.Fprintln(stderr, summaryLine(sum))
 		return code
 	}

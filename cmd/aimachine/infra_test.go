@@ -15,9 +15,9 @@ const testCatalog = "../../provision/testdata/catalog.yml"
 
 // fakeHost starts the fake Proxmox API with built-in guests and points the CLI's
 // environment at it (root@pam password and the token; the password login wins).
-func fakeHost(t *testing.T, extra map[string]string) *fakepve.Server {
+func fakeHost(t *testing.T, extra map[string]string, opts ...fakepve.Option) *fakepve.Server {
 	t.Helper()
-	srv := fakepve.New(fakepve.WithAuthDelay(0), fakepve.WithTimeScale(0), fakepve.WithGuestFactory(fakepve.NewStaticGuestFactory()))
+	srv := fakepve.New(append([]fakepve.Option{fakepve.WithAuthDelay(0), fakepve.WithTimeScale(0), fakepve.WithGuestFactory(fakepve.NewStaticGuestFactory())}, opts...)...)
 	ts := srv.StartTLS()
 	t.Cleanup(ts.Close)
 	env := map[string]string{
@@ -58,7 +58,7 @@ func TestDeployPlanDestroyCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("deploy: exit %d\n%s", code, errOut)
 	}
-	for _, want := range []string{"✓ preflight", "✓ create VM 140 [changed]", "✓ start VM 140 [changed]", "✓ pin SSH host key [changed]", "changed, "} {
+	for _, want := range []string{"✓ preflight", "✓ create VM 140 [changed]", "✓ start VM 140 [changed]", "✓ pin SSH host key [changed]", "↷ guest phase: infrastructure only", "changed, "} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("deploy stderr lacks %q:\n%s", want, errOut)
 		}
@@ -101,6 +101,32 @@ func TestDeployFailureExits1WithHint(t *testing.T) {
 	code, _, errOut := runInfraCLI("deploy", "--vm", "vm-llm-aimachine", "--catalog", testCatalog, "--infra-only")
 	if code != 1 || !strings.Contains(errOut, "✗ ") || !strings.Contains(errOut, "hint: enable the IOMMU") {
 		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	// The failed task is printed once, with its details, not once bare and once with the error.
+	if n := strings.Count(errOut, "✗ "); n != 1 {
+		t.Fatalf("want exactly one ✗ line, got %d:\n%s", n, errOut)
+	}
+}
+
+// destroy of a VM without the ownership tag is refused in those words, once, with a hint,
+// and deletes nothing.
+func TestDestroyOfAForeignVMIsRefused(t *testing.T) {
+	srv := fakeHost(t, nil, fakepve.WithTopology(func() fakepve.Topology {
+		tp := fakepve.DefaultTopology()
+		tp.VMs = append(tp.VMs, fakepve.VMSpec{Node: "pve", VMID: 140, Config: map[string]string{
+			"name": "someone-elses", "memory": "4096", "cores": "2", "ostype": "l26", "scsi0": "local-lvm:vm-140-disk-0,size=32G"}})
+		return tp
+	}()))
+	code, _, errOut := runInfraCLI("destroy", "--vm", "vm-llm-aimachine", "--catalog", testCatalog, "--yes")
+	want := `✗ destroy VM 140: refused, it is not managed by aimachine (no 'aimachine' tag)`
+	if code != 1 || !strings.Contains(errOut, want) || !strings.Contains(errOut, "hint: ") || strings.Contains(errOut, "take over") {
+		t.Fatalf("exit %d, want %q with a hint:\n%s", code, want, errOut)
+	}
+	if n := strings.Count(errOut, "✗ "); n != 1 {
+		t.Fatalf("want exactly one ✗ line, got %d:\n%s", n, errOut)
+	}
+	if m := srv.Stats().Mutating; m != 0 {
+		t.Fatalf("a refused destroy made %d mutating calls", m)
 	}
 }
 

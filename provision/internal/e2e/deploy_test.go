@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/aimachine/aimachine/catalog"
 	"github.com/aimachine/aimachine/fakes/sim"
 	"github.com/aimachine/aimachine/provision"
+	"github.com/aimachine/aimachine/provision/pve"
 )
 
 // startSim starts the simulator (instant time) and returns it with a client connected
@@ -143,5 +145,114 @@ func TestFullDeployHandsSSHToTheGuestPhase(t *testing.T) {
 	}
 	if res.RolledBack || !res.Created {
 		t.Fatalf("created=%v rolledBack=%v: guest failures must keep the VM", res.Created, res.RolledBack)
+	}
+}
+
+// wrongKeyCatalog is the test catalog as shipped: its cloud-init key is not the simulator's
+// client key, so the guest refuses aimachine's SSH login.
+func wrongKeyCatalog(t *testing.T) *catalog.Catalog {
+	t.Helper()
+	cat, err := catalog.Load("../../testdata/catalog.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
+}
+
+// An SSH login the guest refuses right after this run created the VM is an infrastructure
+// failure: the VM is rolled back (or kept with KeepOnFailure), and the hint names the key.
+func TestSSHAuthFailureAfterCreateRollsBack(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(map[bool]string{false: "rollback", true: "keep-on-failure"}[keep], func(t *testing.T) {
+			s, c := startSim(t)
+			e := s.Info()
+			cat := wrongKeyCatalog(t)
+			o := provision.DeployOptions{SSH: sshOptions(t, e), KeepOnFailure: keep, AgentTimeout: 20 * time.Second, CloudInitTimeout: 20 * time.Second}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			res, err := c.Deploy(ctx, cat, "vm-llm-aimachine", o)
+			var te *provision.TaskError
+			if err == nil || !errors.As(err, &te) {
+				t.Fatalf("deploy with a foreign cloud-init key: %v", err)
+			}
+			if te.Phase != provision.PhaseInfra || !strings.HasPrefix(te.Task, "connect over SSH") ||
+				!strings.Contains(te.Hint, "cloud_init.ssh_keys must contain the public key") || !strings.Contains(te.Hint, "--ssh-key") {
+				t.Fatalf("want an SSH task error with the key hint, got phase=%q task=%q hint=%q", te.Phase, te.Task, te.Hint)
+			}
+			_, cerr := c.API().VMConfig(ctx, res.Node, 140)
+			if keep {
+				if cerr != nil || res.RolledBack || !strings.Contains(err.Error(), "kept") {
+					t.Fatalf("KeepOnFailure: VM 140 must stay and the error say so: config err=%v rolledBack=%v: %v", cerr, res.RolledBack, err)
+				}
+				return
+			}
+			if !errors.Is(cerr, pve.ErrNotFound) || !res.RolledBack || !strings.Contains(err.Error(), "rolled back") {
+				t.Fatalf("VM 140 must be gone after the rollback: config err=%v rolledBack=%v: %v", cerr, res.RolledBack, err)
+			}
+		})
+	}
+}
+
+// A VM that existed before this run is never rolled back for an SSH failure; the error says so.
+func TestSSHAuthFailureKeepsAnExistingVM(t *testing.T) {
+	s, c := startSim(t)
+	e := s.Info()
+	o := provision.DeployOptions{InfraOnly: true, SSH: sshOptions(t, e), AgentTimeout: 20 * time.Second, CloudInitTimeout: 20 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := c.Deploy(ctx, wrongKeyCatalog(t), "vm-llm-aimachine", o); err != nil {
+		t.Fatalf("infra-only deploy: %v", err)
+	}
+	o.InfraOnly = false
+	res, err := c.Deploy(ctx, wrongKeyCatalog(t), "vm-llm-aimachine", o)
+	if err == nil || res.Created || res.RolledBack || !strings.Contains(err.Error(), "kept: it existed before this run") {
+		t.Fatalf("want the existing VM kept and said so: %+v %v", res, err)
+	}
+	if _, cerr := c.API().VMConfig(ctx, res.Node, 140); cerr != nil {
+		t.Fatalf("VM 140 must still exist: %v", cerr)
+	}
+}
+
+// A fresh deploy ends with every proof green, reported as one task; the converged re-run
+// still makes one SSH connection, changes nothing, and the proof is not a change.
+func TestDeployEndsWithTheGPUProof(t *testing.T) {
+	s, c := startSim(t)
+	e := s.Info()
+	cat := testCatalog(t, e)
+	var proofs []provision.Event
+	o := provision.DeployOptions{SSH: sshOptions(t, e), AgentTimeout: 20 * time.Second, CloudInitTimeout: 20 * time.Second,
+		Guest: provision.GuestOptions{ReportDir: t.TempDir()},
+		Reporter: provision.ReporterFunc(func(ev provision.Event) {
+			if ev.Task == provision.ProofTask && ev.Status != "" {
+				proofs = append(proofs, ev)
+			}
+		})}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := c.Deploy(ctx, cat, "vm-llm-aimachine", o)
+	if res != nil && res.Runner != nil {
+		res.Runner.Close()
+	}
+	if err != nil {
+		t.Fatalf("fresh deploy: %v", err)
+	}
+	n := len(res.Proof.Checks)
+	if len(proofs) != 1 || proofs[0].Status != provision.StatusOK || proofs[0].Message != fmt.Sprintf("%d/%d checks passed", n, n) || n == 0 || !res.Proof.OK() {
+		t.Fatalf("want one green proof task, got %+v (%d checks, ok=%v)", proofs, n, res.Proof.OK())
+	}
+
+	proofs = nil
+	res, err = c.Deploy(ctx, cat, "vm-llm-aimachine", o)
+	if err != nil {
+		t.Fatalf("re-run: %v", err)
+	}
+	st := res.Runner.Stats()
+	res.Runner.Close()
+	t.Logf("converged re-run: %d changed, %d ok, SSH %+v", res.Summary.Changed, res.Summary.OK, st)
+	if res.Summary.Changed != 0 || st.Connections != 1 || len(proofs) != 1 || proofs[0].Status != provision.StatusOK {
+		t.Fatalf("re-run: %d changed, %d SSH connections, proof %+v", res.Summary.Changed, st.Connections, proofs)
+	}
+	if st.Sessions > 4 {
+		t.Fatalf("converged re-run used %d SSH sessions, want at most 4 (facts, then the proof's facts and checks)", st.Sessions)
 	}
 }
