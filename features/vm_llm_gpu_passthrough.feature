@@ -103,16 +103,19 @@ Feature: GPU-passthrough Ubuntu 24.04 VM for AI/LLM workloads (vm-llm-aimachine)
 
   @fake
   Scenario Outline: 7 GPU passthrough failure detection (NFR-23)
-    The live variant uses a throwaway VM id and a PCI address the host does not have, so it never
-    touches VM 140 or any VM this scenario did not create. A busy GPU needs a second VM holding the
-    card, which a live run must not create: that example runs on the simulator only.
+    Both examples deploy with the options the CLI uses. A busy GPU is a race: VM 141 lists the card
+    but is stopped, so the preflight passes; it starts right after VM 140 is created, PVE's start
+    task fails and the tool rolls back the VM it created. A second VM holding the card is something
+    a live run must not create: that example runs on the simulator only. The live variant uses a
+    throwaway VM id and a PCI address the host does not have: the preflight refuses before creating
+    anything, so it never touches VM 140 or any VM this scenario did not create.
 
     Given a Proxmox host with GPU passthrough enabled
     And a VM "<vm>" is being provisioned with the GPU "<gpu>"
     When GPU passthrough fails because the device is <failure>
     Then the deployment reports a clear error naming the device "<device>"
     And the error gives actionable guidance
-    And the VM is rolled back
+    And the VM is rolled back, or was never created
     And no partial VM remains on the host
 
     @fake

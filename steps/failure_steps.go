@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cucumber/godog"
@@ -23,7 +25,7 @@ func (w *World) registerFailureSteps(sc *godog.ScenarioContext) {
 	sc.When(`^GPU passthrough fails because the device is (busy|missing)$`, w.gpuPassthroughFails)
 	sc.Then(`^the deployment reports a clear error naming the device "([^"]*)"$`, w.theErrorNamesTheDevice)
 	sc.Then(`^the error gives actionable guidance$`, w.theErrorGivesGuidance)
-	sc.Then(`^the VM is rolled back$`, w.theVMIsRolledBack)
+	sc.Then(`^the VM is rolled back, or was never created$`, w.theVMIsRolledBackOrNeverCreated)
 	sc.Then(`^no partial VM remains on the host$`, w.noPartialVMRemains)
 
 	// Scenario 8
@@ -103,6 +105,14 @@ func (w *World) aVMIsBeingProvisionedWithGPU(ctx context.Context, name, gpu stri
 // busyVMID holds the GPU in the busy example.
 const busyVMID = 141
 
+// gpuPassthroughFails deploys with the options the CLI uses, after arranging the cause:
+//   - busy (simulator): a race a real deployment meets. VM 141 lists the same GPU but is stopped
+//     and not on boot, so the preflight passes (it only notes it); the simulator starts VM 141 the
+//     moment aimachine's create task finishes, so PVE's start task of the new VM fails with
+//     "PCI device '0000:01:00.0' already in use by VMID '141'" and the tool must roll back the VM
+//     it created.
+//   - missing: the host has no device at the address, so the tool's GPU preflight refuses before
+//     any write.
 func (w *World) gpuPassthroughFails(ctx context.Context, kind string) error {
 	vm, err := w.dcat.VM(w.vmName)
 	if err != nil {
@@ -115,10 +125,14 @@ func (w *World) gpuPassthroughFails(ctx context.Context, kind string) error {
 			return errNoSimulator
 		}
 		dev := w.failGPU + ".0"
-		if err := w.t.sim.Control().MarkPCIBusy(ctx, vm.Node, dev, busyVMID); err != nil {
+		if err := w.t.sim.Control().MarkPCIBusyAfter(ctx, vm.Node, dev, busyVMID, "qmcreate"); err != nil {
 			return err
 		}
-		w.logf("simulator: %s on %s held by VMID %d", dev, vm.Node, busyVMID)
+		// scenario 7 keeps the holder's config in cfgBefore to prove the rollback left it alone
+		if w.cfgBefore, err = w.client.API().VMConfig(ctx, vm.Node, busyVMID); err != nil {
+			return fmt.Errorf("read VM %d, which holds the GPU: %w", busyVMID, err)
+		}
+		w.logf("simulator: VM %d (stopped, not on boot) lists %s and starts when the next create task on %s finishes", busyVMID, dev, vm.Node)
 	case "missing":
 		devs, err := w.client.API().PCIDevices(ctx, vm.Node)
 		if err != nil {
@@ -141,9 +155,14 @@ func (w *World) gpuPassthroughFails(ctx context.Context, kind string) error {
 	if w.vmidsBefore[vm.ID] {
 		return fmt.Errorf("VM %d exists before the deployment: this scenario only rolls back a VM it creates", vm.ID)
 	}
-	// The GPU preflight would refuse before creating anything; skipping it lets PVE's start
-	// task fail, so that the tool's rollback of the VM it created is what is tested.
-	err = w.deploy(ctx, provision.DeployOptions{InfraOnly: true, SkipGPUPreflight: true})
+	if w.t.simulated() {
+		st, err := w.t.sim.Control().Stats(ctx)
+		if err != nil {
+			return err
+		}
+		w.statsMark = &simMark{mutating: st.API.Mutating, read: st.API.Read, guestSSH: st.Guest.SSHConnections, jump: st.Jump.Connections}
+	}
+	err = w.deploy(ctx, provision.DeployOptions{InfraOnly: true})
 	if err == nil {
 		return fmt.Errorf("the deployment of %s with a %s GPU succeeded", w.vmName, kind)
 	}
@@ -163,8 +182,11 @@ func (w *World) theErrorNamesTheDevice(device string) error {
 	if !strings.Contains(msg, want) {
 		return fmt.Errorf("the error does not say %q:\n%s", want, msg)
 	}
-	if !strings.HasPrefix(te.Task, "start VM") {
-		return fmt.Errorf("the failed task is %q, want the start of the VM", te.Task)
+	// busy: the race happens after the preflight, so PVE's start task is what fails;
+	// missing: the preflight refuses before anything is written.
+	wantTask := map[string]string{"busy": "start VM", "missing": "preflight"}[w.failKind]
+	if !strings.HasPrefix(te.Task, wantTask) {
+		return fmt.Errorf("the failed task is %q, want %q…", te.Task, wantTask)
 	}
 	return nil
 }
@@ -181,17 +203,37 @@ func (w *World) theErrorGivesGuidance() error {
 	return nil
 }
 
-// theVMIsRolledBack requires the rollback of the VM this run created, and of nothing else:
-// every VM that was there before is still listed, and (simulator) the only DELETE the API
-// received is that VM's.
-func (w *World) theVMIsRolledBack(ctx context.Context) error {
+// theVMIsRolledBackOrNeverCreated tells the two honest outcomes apart and checks the evidence of
+// the one that happened:
+//   - this run created the VM and rolled it back: the result says so, a "roll back VM <id>" task
+//     was reported for exactly that VM, every VM that was there before is still listed and
+//     (simulator) the only DELETE the API received is that VM's;
+//   - the preflight refused before creating anything: no rollback was reported and the VM does not
+//     exist; on the simulator the API received no mutating call at all.
+//
+// The busy example must take the first path (the GPU is taken only after the create), the missing
+// example the second (the preflight sees the device is not there).
+func (w *World) theVMIsRolledBackOrNeverCreated(ctx context.Context) error {
 	vm, err := w.dcat.VM(w.vmName)
 	if err != nil {
 		return err
 	}
-	if w.res == nil || !w.res.Created {
-		return errors.New("the deployment did not create the VM, so there was nothing to roll back")
+	created := w.res != nil && w.res.Created
+	switch {
+	case w.failKind == "busy" && !created:
+		return fmt.Errorf("the deployment failed before creating VM %d (%v): the busy example must reach PVE's start task and roll back", vm.ID, w.deployErr)
+	case w.failKind == "missing" && created:
+		return fmt.Errorf("the deployment created VM %d although the host has no %s: the GPU preflight should refuse first (%v)", vm.ID, w.failGPU, w.deployErr)
 	}
+	if created {
+		w.logf("VM %d was created by this run and must be rolled back", vm.ID)
+		return w.rolledBack(ctx, vm.Node, vm.ID)
+	}
+	w.logf("VM %d was never created: the preflight refused", vm.ID)
+	return w.neverCreated(ctx, vm.Node, vm.ID)
+}
+
+func (w *World) rolledBack(ctx context.Context, node string, vmid int) error {
 	if !w.res.RolledBack {
 		return fmt.Errorf("the VM was not rolled back: %v", w.deployErr)
 	}
@@ -201,26 +243,40 @@ func (w *World) theVMIsRolledBack(ctx context.Context) error {
 	rolled := false
 	for _, e := range w.eventsSince(0) {
 		if strings.HasPrefix(e.Task, "roll back VM") && e.Status == provision.StatusChanged {
-			if e.Task != fmt.Sprintf("roll back VM %d", vm.ID) {
-				return fmt.Errorf("the run rolled back something else: %q (it created VM %d)", e.Task, vm.ID)
+			if e.Task != fmt.Sprintf("roll back VM %d", vmid) {
+				return fmt.Errorf("the run rolled back something else: %q (it created VM %d)", e.Task, vmid)
 			}
 			rolled = true
 		}
 	}
 	if !rolled {
-		return fmt.Errorf("no \"roll back VM %d\" task was reported", vm.ID)
+		return fmt.Errorf("no \"roll back VM %d\" task was reported", vmid)
 	}
 	rs, err := w.client.API().Resources(ctx, "vm")
 	if err != nil {
 		return err
 	}
-	still := map[int]bool{}
+	still := map[int]pve.Resource{}
 	for _, r := range rs {
-		still[r.VMID] = true
+		still[r.VMID] = r
 	}
 	for id := range w.vmidsBefore {
-		if !still[id] {
+		if _, ok := still[id]; !ok {
 			return fmt.Errorf("VM %d, which existed before the scenario, is gone: the rollback removed a VM this run did not create", id)
+		}
+	}
+	if w.failKind == "busy" {
+		// the VM holding the GPU is someone else's: still running, config unchanged
+		h := still[busyVMID]
+		if h.Status != "running" {
+			return fmt.Errorf("VM %d, which holds the GPU, is %q after the rollback, want running", busyVMID, h.Status)
+		}
+		cfg, err := w.client.API().VMConfig(ctx, node, busyVMID)
+		if err != nil {
+			return err
+		}
+		if !maps.Equal(cfg, w.cfgBefore) {
+			return fmt.Errorf("the config of VM %d changed during the scenario:\nbefore %v\nafter  %v", busyVMID, w.cfgBefore, cfg)
 		}
 	}
 	if w.t.simulated() {
@@ -228,7 +284,7 @@ func (w *World) theVMIsRolledBack(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		mine := fmt.Sprintf("DELETE /nodes/%s/qemu/%d", vm.Node, vm.ID)
+		mine := fmt.Sprintf("DELETE /nodes/%s/qemu/%d", node, vmid)
 		deletes := 0
 		for k, n := range st.API.ByPath {
 			if !strings.HasPrefix(k, "DELETE ") {
@@ -242,6 +298,41 @@ func (w *World) theVMIsRolledBack(ctx context.Context) error {
 		if deletes == 0 {
 			return fmt.Errorf("the API never received %q", mine)
 		}
+	}
+	return nil
+}
+
+func (w *World) neverCreated(ctx context.Context, node string, vmid int) error {
+	for _, e := range w.eventsSince(0) {
+		if strings.HasPrefix(e.Task, "roll back") {
+			return fmt.Errorf("a run that created nothing reported %q (%s)", e.Task, e.Status)
+		}
+	}
+	if w.res != nil && w.res.RolledBack {
+		return errors.New("the result says a VM was rolled back, but none was created")
+	}
+	if _, err := w.client.API().VMConfig(ctx, node, vmid); !errors.Is(err, pve.ErrNotFound) {
+		return fmt.Errorf("VM %d exists (or cannot be read: %v) although the deployment says it never created it", vmid, err)
+	}
+	if !w.t.simulated() {
+		return nil // live: the VM never existed (checked before the run and just now)
+	}
+	if w.statsMark == nil {
+		return errors.New("no simulator counters were taken before the deployment")
+	}
+	st, err := w.t.sim.Control().Stats(ctx)
+	if err != nil {
+		return err
+	}
+	if d := st.API.Mutating - w.statsMark.mutating; d != 0 {
+		var calls []string
+		for k, n := range st.API.ByPath {
+			if !strings.HasPrefix(k, "GET ") {
+				calls = append(calls, fmt.Sprintf("%s ×%d", k, n))
+			}
+		}
+		slices.Sort(calls)
+		return fmt.Errorf("the refused deployment made %d mutating API calls (want 0): %s", d, strings.Join(calls, ", "))
 	}
 	return nil
 }

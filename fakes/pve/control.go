@@ -3,6 +3,7 @@ package pve
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -38,6 +39,25 @@ type faultState struct {
 	rules      []*FaultRule
 	taskFaults []*TaskFault
 	latency    time.Duration
+	pciFaults  map[string]string // "<node> <0000:01:00.0>" -> PCIFault*
+	vmFaults   map[int]string    // vmid -> VMFault* (one start)
+	pciAfter   []*pciTrigger
+}
+
+// Device and QEMU faults (SetPCIFault, SetVMFault).
+const (
+	// PCIFaultVFIOBind: the function cannot be bound to vfio-pci; every start that passes it through
+	// fails with "can't unbind/bind PCI group to VFIO '<id>'" until the fault is cleared.
+	PCIFaultVFIOBind = "vfio-bind"
+	// VMFaultKVMTimeout: the VM's next start fails with
+	// "start failed: command '/usr/bin/kvm -id <vmid> …' failed: got timeout".
+	VMFaultKVMTimeout = "kvm-timeout"
+)
+
+// pciTrigger is an armed MarkPCIBusyAfter.
+type pciTrigger struct {
+	node, id, taskType string
+	vmid               int
 }
 
 // FailNext installs a fault rule.
@@ -136,6 +156,161 @@ func (s *Server) MarkPCIBusy(node, id string, vmid int) error {
 	return nil
 }
 
+// MarkPCIBusyAfter arms a race: another VM (vmid) that passes the device through starts when the
+// next task of taskType (e.g. "qmcreate") finishes, and from then holds the function id (full id,
+// e.g. 0000:01:00.0) like any running VM. If vmid does not exist it is created now, stopped and not
+// on boot, with hostpci0 naming id's slot, so a preflight sees a VM that merely lists the device.
+// Unlike MarkPCIBusy the holder is a real VM of the fake: stopping or destroying it frees the device,
+// and KillQEMU leaves its reservation behind as PVE's "leftover" one.
+func (s *Server) MarkPCIBusyAfter(node, id string, vmid int, taskType string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.node(node) == nil {
+		return errf("no such node %q", node)
+	}
+	if taskType == "" {
+		return errf("a task type is required (e.g. qmcreate)")
+	}
+	if vmid < 100 {
+		return errf("vmid %d: VM ids start at 100", vmid)
+	}
+	devs := s.pciByPrefix(node, id)
+	if len(devs) != 1 || devs[0].ID != id {
+		return errf("node %q has no PCI function %q (use a full id such as 0000:01:00.0)", node, id)
+	}
+	slot := strings.TrimSuffix(id, id[strings.LastIndex(id, "."):])
+	if v := s.st.vms[vmid]; v != nil {
+		holds := false
+		for _, k := range hostpciKeysSorted(v.conf) {
+			kv, _ := parsePropString(v.conf[k], "host")
+			for _, h := range strings.Split(kv["host"], ";") {
+				if h == id || h == slot || "0000:"+h == slot || "0000:"+h == id {
+					holds = true
+				}
+			}
+		}
+		if v.node != node || !holds {
+			return errf("VM %d exists and does not pass through %s on node %q", vmid, id, node)
+		}
+	} else {
+		s.st.vms[vmid] = &vmState{node: node, vmid: vmid, conf: map[string]string{
+			"name": fmt.Sprintf("vm-gpu-%d", vmid), "memory": "8192", "cores": "4", "sockets": "1", "cpu": "host",
+			"machine": "q35", "bios": "ovmf", "ostype": "l26", "scsihw": "virtio-scsi-single",
+			"hostpci0": "host=" + slot + ",pcie=1", "net0": withMAC("virtio,bridge=vmbr0"),
+			"smbios1": "uuid=" + randomUUID(), "vmgenid": randomUUID(),
+		}}
+	}
+	s.faults.pciAfter = append(s.faults.pciAfter, &pciTrigger{node: node, id: id, vmid: vmid, taskType: taskType})
+	return nil
+}
+
+// firePCITriggers starts the holders armed for a finished task of typ; called with s.mu held.
+func (s *Server) firePCITriggers(typ string) {
+	keep := s.faults.pciAfter[:0]
+	for _, tr := range s.faults.pciAfter {
+		if tr.taskType != typ {
+			keep = append(keep, tr)
+			continue
+		}
+		h := s.st.vms[tr.vmid]
+		if h == nil || h.node != tr.node {
+			continue // destroyed meanwhile: nothing starts
+		}
+		if !h.running {
+			s.pidNext += 13
+			h.running, h.pid, h.started = true, s.pidNext, time.Now()
+		}
+		pcis, _ := s.resolveHostpci(h, false, nil)
+		for _, r := range pcis {
+			for _, d := range r.devs {
+				s.st.reservations[h.node+" "+d.ID] = &reservation{vmid: h.vmid, pid: h.pid}
+			}
+		}
+		s.log().Debug("pve sim: VM started and holds its PCI devices", "vmid", h.vmid, "after", typ)
+	}
+	s.faults.pciAfter = keep
+}
+
+// KillQEMU ends a running VM's QEMU without PVE's cleanup (OOM kill while qmeventd is down): the VM
+// shows stopped and its PCI reservations stay behind, so the next VM that needs the device gets
+// "leftover PCI reservation found for …, lets take it..." in its start log.
+func (s *Server) KillQEMU(vmid int) error {
+	s.mu.Lock()
+	v := s.st.vms[vmid]
+	if v == nil || !v.running {
+		s.mu.Unlock()
+		return errf("VM %d is not running", vmid)
+	}
+	v.running, v.pid = false, 0
+	g := v.guest
+	s.mu.Unlock()
+	if g != nil {
+		_ = g.PowerOff(false)
+	}
+	return nil
+}
+
+// SetLock sets a VM's lock ("backup", "migrate", "snapshot" ...; "" clears it), as a running vzdump
+// or migration does: config changes answer 500 "VM is locked (backup)", power tasks fail with it.
+func (s *Server) SetLock(vmid int, lock string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.st.vms[vmid]
+	if v == nil {
+		return errf("no VM %d", vmid)
+	}
+	if lock == "" {
+		delete(v.conf, "lock")
+		return nil
+	}
+	if !reMappingID.MatchString(lock) {
+		return errf("invalid lock %q", lock)
+	}
+	v.conf["lock"] = lock
+	return nil
+}
+
+// SetPCIFault gives a PCI function a lasting fault (PCIFaultVFIOBind; "" clears it).
+func (s *Server) SetPCIFault(node, id, kind string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.node(node) == nil {
+		return errf("no such node %q", node)
+	}
+	switch kind {
+	case "":
+		delete(s.faults.pciFaults, node+" "+id)
+		return nil
+	case PCIFaultVFIOBind:
+	default:
+		return errf("unknown PCI fault %q (known: %s)", kind, PCIFaultVFIOBind)
+	}
+	if s.faults.pciFaults == nil {
+		s.faults.pciFaults = map[string]string{}
+	}
+	s.faults.pciFaults[node+" "+id] = kind
+	return nil
+}
+
+// SetVMFault makes the VM's next start fail (VMFaultKVMTimeout; "" clears it).
+func (s *Server) SetVMFault(vmid int, kind string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch kind {
+	case "":
+		delete(s.faults.vmFaults, vmid)
+		return nil
+	case VMFaultKVMTimeout:
+	default:
+		return errf("unknown VM fault %q (known: %s)", kind, VMFaultKVMTimeout)
+	}
+	if s.faults.vmFaults == nil {
+		s.faults.vmFaults = map[int]string{}
+	}
+	s.faults.vmFaults[vmid] = kind
+	return nil
+}
+
 // ReleasePCI drops a reservation made with MarkPCIBusy.
 func (s *Server) ReleasePCI(node, id string) {
 	s.mu.Lock()
@@ -196,11 +371,14 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var body struct {
-		Node    string `json:"node"`
-		ID      string `json:"id"`
-		VMID    int    `json:"vmid"`
-		Enabled *bool  `json:"enabled"`
-		Latency string `json:"latency"`
+		Node    string  `json:"node"`
+		ID      string  `json:"id"`
+		VMID    int     `json:"vmid"`
+		Enabled *bool   `json:"enabled"`
+		Latency string  `json:"latency"`
+		After   string  `json:"after"`
+		Lock    *string `json:"lock"`
+		Kind    string  `json:"kind"`
 	}
 	var fr FaultRule
 	var tf TaskFault
@@ -260,6 +438,40 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reply(map[string]bool{"ok": true})
+	case "POST /pci/busy-after":
+		if err := s.MarkPCIBusyAfter(body.Node, body.ID, body.VMID, body.After); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply(map[string]bool{"ok": true})
+	case "POST /pci/fault":
+		if err := s.SetPCIFault(body.Node, body.ID, body.Kind); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply(map[string]bool{"ok": true})
+	case "POST /vm/fault":
+		if err := s.SetVMFault(body.VMID, body.Kind); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply(map[string]bool{"ok": true})
+	case "POST /vm/kill":
+		if err := s.KillQEMU(body.VMID); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply(map[string]bool{"ok": true})
+	case "POST /vm/lock":
+		if body.Lock == nil {
+			http.Error(w, `"lock" is required ("" clears it)`, http.StatusBadRequest)
+			return
+		}
+		if err := s.SetLock(body.VMID, *body.Lock); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply(map[string]bool{"ok": true})
 	case "POST /pci/release":
 		s.ReleasePCI(body.Node, body.ID)
 		reply(map[string]bool{"ok": true})
@@ -275,7 +487,7 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		reply(map[string]bool{"ok": true})
 	default:
 		http.Error(w, "unknown control call "+r.Method+" /_sim"+rel+
-			" (GET stats|requests|state, POST reset|faults|latency|task-faults|pci/busy|pci/release|iommu, DELETE faults)", http.StatusNotFound)
+			" (GET stats|requests|state, POST reset|faults|latency|task-faults|pci/busy|pci/busy-after|pci/release|pci/fault|vm/fault|vm/kill|vm/lock|iommu, DELETE faults)", http.StatusNotFound)
 	}
 }
 

@@ -45,7 +45,12 @@ func ParityMarkdown() string {
 		{"`POST /_sim/latency` `{latency:\"150ms\"}`", "`SetLatency(d)` / `WithLatency(d)`", "delay every API answer"},
 		{"`POST /_sim/task-faults` `{type,exitstatus,count}`", "`FailTask(TaskFault)`", "the next N tasks of a type end with `TASK ERROR: exitstatus`"},
 		{"`POST /_sim/pci/busy` `{node,id,vmid}`", "`MarkPCIBusy(node, id, vmid)`", "a PCI function held by another running VMID"},
+		{"`POST /_sim/pci/busy-after` `{node,id,vmid,after}`", "`MarkPCIBusyAfter(node, id, vmid, taskType)`", "a race: VM vmid (created stopped, not on boot, hostpci0 on id's slot, if missing) starts and holds the device when the next task of type `after` (e.g. qmcreate) finishes"},
 		{"`POST /_sim/pci/release` `{node,id}`", "`ReleasePCI(node, id)`", "drop that reservation"},
+		{"`POST /_sim/pci/fault` `{node,id,kind}`", "`SetPCIFault(node, id, kind)`", "`vfio-bind`: starts passing the function through fail with `can't unbind/bind PCI group to VFIO '<id>'` until cleared (`kind:\"\"`)"},
+		{"`POST /_sim/vm/fault` `{vmid,kind}`", "`SetVMFault(vmid, kind)`", "`kvm-timeout`: the VM's next start fails with `start failed: command '/usr/bin/kvm -id <vmid> …' failed: got timeout`"},
+		{"`POST /_sim/vm/kill` `{vmid}`", "`KillQEMU(vmid)`", "QEMU dies without cleanup: the VM shows stopped, its PCI reservation stays (the next start logs `leftover PCI reservation found for …`)"},
+		{"`POST /_sim/vm/lock` `{vmid,lock}`", "`SetLock(vmid, lock)`", "a lock such as `backup`: config POST/PUT answer `500 VM is locked (backup)`, start/stop tasks fail with it; `\"\"` clears it"},
 		{"`POST /_sim/iommu` `{node,enabled}`", "`SetIOMMU(node, on)`", "IOMMU off: iommugroup -1, pass-through fails at start"},
 		{"`/_sim/<prefix>/…`", "`WithControlHandler(prefix, h)`", "mounted handlers (e.g. the guest simulator)"},
 	} {

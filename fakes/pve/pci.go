@@ -180,8 +180,9 @@ func isQ35(machine string) bool {
 }
 
 // resolveHostpci turns the VM's hostpciN values into PCI functions, with PVE's start-time errors
-// (called with s.mu held).
-func (s *Server) resolveHostpci(v *vmState, reserve bool) ([]resolvedPCI, error) {
+// (called with s.mu held). Warnings reserve_pci_usage prints (a leftover reservation taken over)
+// are appended to notes when it is not nil.
+func (s *Server) resolveHostpci(v *vmState, reserve bool, notes *[]string) ([]resolvedPCI, error) {
 	var out []resolvedPCI
 	for _, key := range hostpciKeysSorted(v.conf) {
 		kv, _ := parsePropString(v.conf[key], "host")
@@ -224,11 +225,20 @@ func (s *Server) resolveHostpci(v *vmState, reserve bool) ([]resolvedPCI, error)
 	}
 	for _, r := range out {
 		for _, d := range r.devs {
-			if res := s.st.reservations[v.node+" "+d.ID]; res != nil && res.vmid != v.vmid {
-				if res.starting {
-					return nil, fmt.Errorf("PCI device '%s' is currently reserved for use by VMID '%d'", d.ID, res.vmid)
-				}
+			res := s.st.reservations[v.node+" "+d.ID]
+			if res == nil || res.vmid == v.vmid {
+				continue
+			}
+			switch {
+			case res.starting:
+				return nil, fmt.Errorf("PCI device '%s' is currently reserved for use by VMID '%d'", d.ID, res.vmid)
+			case res.sim || s.holderRunning(v.node, res):
 				return nil, fmt.Errorf("PCI device '%s' already in use by VMID '%d'", d.ID, res.vmid)
+			default:
+				// PCI.pm: the reserving VM's QEMU is gone (pid not running): warn and take it.
+				if notes != nil {
+					*notes = append(*notes, fmt.Sprintf("leftover PCI reservation found for %s, lets take it...", d.ID))
+				}
 			}
 		}
 	}
@@ -286,6 +296,22 @@ func (s *Server) resolveMapping(v *vmState, key, name string) ([]PCIDevice, erro
 		}
 	}
 	return nil, fmt.Errorf("could not find a free device for '%s'", key)
+}
+
+// holderRunning reports whether a reservation's VM still runs the QEMU that reserved the device
+// (PVE compares the pid in the reservation file with the VM's running pid); s.mu held.
+func (s *Server) holderRunning(node string, res *reservation) bool {
+	h := s.st.vms[res.vmid]
+	return h != nil && h.node == node && h.running && h.pid > 0 && h.pid == res.pid
+}
+
+// markReservationsRunning turns the VM's start-time reservations into pid-based ones; s.mu held.
+func (s *Server) markReservationsRunning(v *vmState) {
+	for k, r := range s.st.reservations {
+		if r.vmid == v.vmid && !r.sim && strings.HasPrefix(k, v.node+" ") {
+			r.starting, r.pid = false, v.pid
+		}
+	}
 }
 
 // releasePCI drops the VM's reservations (stop, destroy, failed start); called with s.mu held.

@@ -766,13 +766,21 @@ func (s *Server) startWorker(tc *taskCtx, v *vmState, skiplock bool) error {
 		s.mu.Unlock()
 		return fmt.Errorf("you can't start a vm if it's a template")
 	}
-	pcis, err := s.resolveHostpci(v, true)
+	var notes []string
+	pcis, err := s.resolveHostpci(v, true, &notes)
 	if err != nil {
 		s.mu.Unlock()
 		return err
 	}
+	// written to the task log like Perl's warn (plain lines, the task still ends OK)
+	tc.t.lines = append(tc.t.lines, notes...)
 	boot, err := s.bootInfo(v, pcis)
 	if err != nil {
+		s.releasePCI(v)
+		s.mu.Unlock()
+		return err
+	}
+	if err := s.startFaults(tc, v, pcis); err != nil {
 		s.releasePCI(v)
 		s.mu.Unlock()
 		return err
@@ -803,11 +811,7 @@ func (s *Server) startWorker(tc *taskCtx, v *vmState, skiplock bool) error {
 	}
 	s.pidNext += 13
 	v.running, v.pid, v.started = true, s.pidNext, time.Now()
-	for k, r := range s.st.reservations {
-		if r.vmid == v.vmid && strings.HasPrefix(k, v.node+" ") {
-			r.starting = false
-		}
-	}
+	s.markReservationsRunning(v)
 	g := v.guest
 	s.mu.Unlock()
 	if g != nil {
@@ -1042,12 +1046,8 @@ func (s *Server) startInitialVMs() {
 		}
 		s.pidNext += 17
 		v.pid, v.started = s.pidNext, time.Now()
-		pcis, _ := s.resolveHostpci(v, true)
-		for k, r := range s.st.reservations {
-			if r.vmid == v.vmid && strings.HasPrefix(k, v.node+" ") {
-				r.starting = false
-			}
-		}
+		pcis, _ := s.resolveHostpci(v, true, nil)
+		s.markReservationsRunning(v)
 		boot, _ := s.bootInfo(v, pcis)
 		g := v.guest
 		s.mu.Unlock()
@@ -1100,4 +1100,45 @@ func (s *Server) Snapshot() Snapshot {
 		snap.Mappings[m.id] = strings.Join(m.maps, " ")
 	}
 	return snap
+}
+
+// startFaults are vm_start's failures after the PCI reservation, in PVE's order: binding the
+// devices to vfio-pci, then QEMU itself (memory it cannot allocate, a kvm that does not come up in
+// time). Called with s.mu held; log lines go straight into the task log.
+func (s *Server) startFaults(tc *taskCtx, v *vmState, pcis []resolvedPCI) error {
+	for _, r := range pcis {
+		for _, d := range r.devs {
+			if s.faults.pciFaults[v.node+" "+d.ID] == PCIFaultVFIOBind {
+				return fmt.Errorf("can't unbind/bind PCI group to VFIO '%s'", d.ID)
+			}
+		}
+	}
+	if n := s.st.node(v.node); n != nil {
+		used := uint64(4 << 30) // host overhead, as in nodeUsage
+		for _, o := range s.st.vms {
+			if o != v && o.node == v.node && o.running {
+				used += uint64(memoryMiB(o.conf)) << 20
+			}
+		}
+		total := uint64(n.spec.MemoryGiB) << 30
+		if need := uint64(memoryMiB(v.conf)) << 20; used >= total || need > total-used {
+			tc.t.lines = append(tc.t.lines, "kvm: cannot set up guest memory 'pc.ram': Cannot allocate memory")
+			return fmt.Errorf("start failed: QEMU exited with code 1")
+		}
+	}
+	if s.faults.vmFaults[v.vmid] == VMFaultKVMTimeout {
+		delete(s.faults.vmFaults, v.vmid)
+		return fmt.Errorf("start failed: command '%s' failed: got timeout", kvmCommand(v))
+	}
+	return nil
+}
+
+// kvmCommand is the head of the command line qemu-server runs for a VM (enough to recognise it).
+func kvmCommand(v *vmState) string {
+	name := v.conf["name"]
+	if name == "" {
+		name = fmt.Sprintf("VM %d", v.vmid)
+	}
+	return fmt.Sprintf("/usr/bin/kvm -id %d -name '%s,debug-threads=on' -no-shutdown -chardev 'socket,id=qmp,path=/var/run/qemu-server/%d.qmp,server=on,wait=off' -mon 'chardev=qmp,mode=control' -pidfile /var/run/qemu-server/%d.pid -daemonize -smp '%d,sockets=1,cores=%d,maxcpus=%d' -m %d",
+		v.vmid, name, v.vmid, v.vmid, vcpus(v.conf), vcpus(v.conf), vcpus(v.conf), memoryMiB(v.conf))
 }

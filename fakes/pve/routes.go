@@ -72,8 +72,12 @@ func buildRoutes() []*route {
 			notModelled: "live counters (static values)"},
 		{method: "POST", pattern: "/nodes/{node}/qemu/{vmid}/status/start", params: startSchema, priv: "VM.PowerMgmt", privOn: "/vms/{vmid}", handler: handleStart,
 			client: "VirtualMachine.Start", modelled: "qmstart task: config missing, lock, already running, template, hostpci resolution (raw slot = all functions, mapping for this node), " +
-				"q35 check, PCI reservation by full function id (in use / currently reserved), IOMMU; cicustom snippets must exist; guest PowerOn with BootInfo",
-			notModelled: "memory/hugepage allocation failures and vfio bind failures (`can't unbind/bind PCI group to VFIO …`; inject with FailTask); stale reservations of a stopped VM (PVE warns `leftover PCI reservation found for …, lets take it...` and takes it: here a reservation is dropped at stop, and MarkPCIBusy always stands for a running VM); `already in use by running VMID` (a running VM re-reserving: start of a running VM fails earlier with `VM N already running`)"},
+				"q35 check, PCI reservation by full function id (in use by a running VM / currently reserved by a starting one; a reservation whose VM no longer runs is taken with the log line " +
+				"`leftover PCI reservation found for …, lets take it...` and TASK OK), IOMMU, vfio bind (`can't unbind/bind PCI group to VFIO '…'`, SetPCIFault), " +
+				"memory: QEMU cannot allocate more than node memory minus 4 GiB host minus running VMs (`start failed: QEMU exited with code 1`, kvm stderr line in the log), " +
+				"kvm timeout (`start failed: command '/usr/bin/kvm -id N …' failed: got timeout`, SetVMFault); cicustom snippets must exist; guest PowerOn with BootInfo",
+			notModelled: "hugepage allocation failures (`hugepage allocation failed at …`; inject with FailTask); `already in use by running VMID` (a running VM re-reserving its own device: " +
+				"reached through hotplug/migration paths this fake does not have; start of a running VM fails earlier with `VM N already running`)"},
 		{method: "POST", pattern: "/nodes/{node}/qemu/{vmid}/status/stop", params: stopSchema, priv: "VM.PowerMgmt", privOn: "/vms/{vmid}", handler: handleStop,
 			client: "VirtualMachine.Stop", modelled: "qmstop task; releases PCI; guest PowerOff(false); stop of a stopped VM is OK", notModelled: "timeout"},
 		{method: "POST", pattern: "/nodes/{node}/qemu/{vmid}/status/shutdown", params: shutdownSchema, priv: "VM.PowerMgmt", privOn: "/vms/{vmid}", handler: handleShutdown,

@@ -51,6 +51,7 @@ type vmState struct {
 type reservation struct {
 	vmid     int
 	starting bool // reserved by a start task that has not finished
+	pid      int  // QEMU pid of the holder once it runs (a reservation whose pid is gone is "leftover")
 	sim      bool // injected through the control API
 }
 

@@ -109,6 +109,7 @@ func (s *Server) startTask(node, typ, id string, who *identity, body func(tc *ta
 			t.lines = append(t.lines, "TASK OK")
 		}
 		t.done = true
+		s.firePCITriggers(t.typ)
 		close(t.finished)
 		s.mu.Unlock()
 		s.log().Debug("pve task finished", "upid", t.upid, "exit", exitStatus(t.lines))

@@ -69,6 +69,21 @@ func TestControlClient(t *testing.T) {
 	if err := ctl.SetIOMMU(ctx, "pve", false); err != nil {
 		t.Errorf("SetIOMMU: %v", err)
 	}
+	if err := ctl.MarkPCIBusyAfter(ctx, "pve", "0000:01:00.0", 141, "qmcreate"); err != nil {
+		t.Errorf("MarkPCIBusyAfter: %v", err)
+	}
+	if err := ctl.SetLock(ctx, 141, "backup"); err != nil {
+		t.Errorf("SetLock: %v", err)
+	}
+	if err := ctl.SetPCIFault(ctx, "pve", "0000:01:00.0", simclient.PCIFaultVFIOBind); err != nil {
+		t.Errorf("SetPCIFault: %v", err)
+	}
+	if err := ctl.SetVMFault(ctx, 141, simclient.VMFaultKVMTimeout); err != nil {
+		t.Errorf("SetVMFault: %v", err)
+	}
+	if err := ctl.KillQEMU(ctx, 141); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("KillQEMU of the stopped VM 141 = %v, want an error saying it is not running", err)
+	}
 	var ce *simclient.Error
 	if err := ctl.SetIOMMU(ctx, "nope", true); !errors.As(err, &ce) || ce.Status != http.StatusBadRequest || !strings.Contains(ce.Message, "nope") {
 		t.Errorf("SetIOMMU on an unknown node = %v, want a 400 naming the node", err)

@@ -149,6 +149,39 @@ func (c *Client) MarkPCIBusy(ctx context.Context, node, id string, vmid int) err
 	return c.Do(ctx, http.MethodPost, "pci/busy", map[string]any{"node": node, "id": id, "vmid": vmid}, nil)
 }
 
+// MarkPCIBusyAfter arms a race: VM vmid (created stopped with hostpci0 on id's slot if it does not
+// exist) starts and holds the PCI function id when the next task of taskType (e.g. "qmcreate")
+// finishes, as if another user started it between a preflight and a start.
+func (c *Client) MarkPCIBusyAfter(ctx context.Context, node, id string, vmid int, taskType string) error {
+	return c.Do(ctx, http.MethodPost, "pci/busy-after", map[string]any{"node": node, "id": id, "vmid": vmid, "after": taskType}, nil)
+}
+
+// Device and QEMU fault kinds for SetPCIFault and SetVMFault.
+const (
+	PCIFaultVFIOBind  = "vfio-bind"   // start fails: can't unbind/bind PCI group to VFIO '<id>'
+	VMFaultKVMTimeout = "kvm-timeout" // next start fails: start failed: command '/usr/bin/kvm -id …' failed: got timeout
+)
+
+// SetPCIFault gives a PCI function a lasting fault (PCIFaultVFIOBind; "" clears it).
+func (c *Client) SetPCIFault(ctx context.Context, node, id, kind string) error {
+	return c.Do(ctx, http.MethodPost, "pci/fault", map[string]any{"node": node, "id": id, "kind": kind}, nil)
+}
+
+// SetVMFault makes a VM's next start fail (VMFaultKVMTimeout; "" clears it).
+func (c *Client) SetVMFault(ctx context.Context, vmid int, kind string) error {
+	return c.Do(ctx, http.MethodPost, "vm/fault", map[string]any{"vmid": vmid, "kind": kind}, nil)
+}
+
+// KillQEMU ends a running VM's QEMU without PVE's cleanup: its PCI reservation stays as a leftover.
+func (c *Client) KillQEMU(ctx context.Context, vmid int) error {
+	return c.Do(ctx, http.MethodPost, "vm/kill", map[string]any{"vmid": vmid}, nil)
+}
+
+// SetLock sets a VM's lock ("backup", "migrate" ...; "" clears it).
+func (c *Client) SetLock(ctx context.Context, vmid int, lock string) error {
+	return c.Do(ctx, http.MethodPost, "vm/lock", map[string]any{"vmid": vmid, "lock": lock}, nil)
+}
+
 // ReleasePCI drops a reservation made with MarkPCIBusy.
 func (c *Client) ReleasePCI(ctx context.Context, node, id string) error {
 	return c.Do(ctx, http.MethodPost, "pci/release", map[string]any{"node": node, "id": id}, nil)
