@@ -53,8 +53,8 @@ type World struct {
 
 	lastOut   guest.Result // the last command run by a When step
 	before    map[string]string
-	statsMark *simMark
-	cfgBefore pve.Config
+	statsMark *simMark   // simulator counters just before the run under test (scenarios 6 and 7)
+	cfgBefore pve.Config // a VM config the run under test must leave alone (6: VM 140; 7: the GPU holder)
 
 	// scenario 7
 	failVM, failGPU, failKind string
