@@ -35,5 +35,7 @@
 // always gets it) [§2.2]; lspci with an updated pci.ids (marketing names) [§5]; a lost GPU
 // (`Unable to determine the device handle…`, exit 15/255), Xid, BAR, nouveau-ownership and FLR
 // reset failures in dmesg [§3.4, §4.2, §10.1]; the HWE kernel flavour (-generic-hwe-24.04) [§2.3];
-// the older vLLM KV-cache wording [§7.7].
+// the older vLLM KV-cache wording [§7.7]; the interactive command-not-found suggestion for a missing
+// nvidia-smi (`Command 'nvidia-smi' not found, but can be installed with:`) [§3.4] — SSH exec shells are
+// non-interactive, so the fake prints bash's `bash: line 1: nvidia-smi: command not found` (exit 127).
 package guest

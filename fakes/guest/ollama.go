@@ -91,8 +91,10 @@ func progOllamaInstall(p *proc) int {
 		_, code := as.shell(script)
 		return code
 	}
-	step("Cleaning up old version at /usr/local/lib/ollama")
-	g.fs.remove("/usr/local/lib/ollama")
+	if g.fs.exists("/usr/local/lib/ollama") {
+		step("Cleaning up old version at /usr/local/lib/ollama")
+		g.fs.remove("/usr/local/lib/ollama")
+	}
 	step("Installing ollama to /usr/local")
 	step("Downloading ollama-linux-amd64.tar.zst")
 	if g.sleep(p.ctx, 20*time.Second) != nil {

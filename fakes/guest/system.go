@@ -30,6 +30,7 @@ type system struct {
 	loadedNvidia   *nvModule
 	dkmsBuilt      map[string]string // dkms package -> version built for the running kernel
 	dmesg          []string
+	kmsgLast       float64 // timestamp of the last kernel message: the ring buffer is monotonic
 	journal        []journalLine
 	units          map[string]*unit    // unit configs as of the last daemon-reload
 	services       map[string]*service // runtime state
@@ -94,12 +95,16 @@ func (s *system) kmsg(lines ...string) {
 	up := s.uptime()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if up <= s.kmsgLast {
+		up = s.kmsgLast + 0.000731
+	}
 	for _, l := range lines {
 		if strings.HasPrefix(l, " ") {
 			s.dmesg = append(s.dmesg, l)
 			continue
 		}
 		s.dmesg = append(s.dmesg, fmt.Sprintf("[%12.6f] %s", up, l))
+		s.kmsgLast = up
 		up += 0.000731
 	}
 }
@@ -125,6 +130,7 @@ func (s *system) kernelBoot() {
 	s.gpuProcs = map[int]gpuProc{}
 	s.listeners = map[string]http.Handler{}
 	s.services = map[string]*service{}
+	s.kmsgLast = 0
 	s.dmesg = []string{
 		"[    0.000000] Linux version " + kernelRelease + " (buildd@lcy02-amd64-080) (x86_64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04) 13.3.0, GNU ld (GNU Binutils for Ubuntu) 2.42) " + kernelVersion + " (Ubuntu 6.8.0-88.89-generic 6.8.12)",
 		"[    0.000000] Command line: BOOT_IMAGE=/vmlinuz-" + kernelRelease + " root=LABEL=cloudimg-rootfs ro console=tty1 console=ttyS0",
