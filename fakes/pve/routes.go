@@ -76,8 +76,8 @@ func buildRoutes() []*route {
 				"`leftover PCI reservation found for …, lets take it...` and TASK OK), IOMMU, vfio bind (`can't unbind/bind PCI group to VFIO '…'`, SetPCIFault), " +
 				"memory: QEMU cannot allocate more than node memory minus 4 GiB host minus running VMs (`start failed: QEMU exited with code 1`, kvm stderr line in the log), " +
 				"kvm timeout (`start failed: command '/usr/bin/kvm -id N …' failed: got timeout`, SetVMFault); cicustom snippets must exist; guest PowerOn with BootInfo",
-			notModelled: "hugepage allocation failures (`hugepage allocation failed at …`; inject with FailTask); `already in use by running VMID` (a running VM re-reserving its own device: " +
-				"reached through hotplug/migration paths this fake does not have; start of a running VM fails earlier with `VM N already running`)"},
+			notModelled: "hugepage allocation failures (`hugepage allocation failed at …`; inject with FailTask); `already in use by running VMID` (not reachable through the API: qemu-server passes a pid only in vm_start_nolock's " +
+				"post-start re-reserve, which finds the time-based entry the same start wrote and is wrapped in eval/warn; start of a running VM fails earlier with `VM N already running`)"},
 		{method: "POST", pattern: "/nodes/{node}/qemu/{vmid}/status/stop", params: stopSchema, priv: "VM.PowerMgmt", privOn: "/vms/{vmid}", handler: handleStop,
 			client: "VirtualMachine.Stop", modelled: "qmstop task; releases PCI; guest PowerOff(false); stop of a stopped VM is OK", notModelled: "timeout"},
 		{method: "POST", pattern: "/nodes/{node}/qemu/{vmid}/status/shutdown", params: shutdownSchema, priv: "VM.PowerMgmt", privOn: "/vms/{vmid}", handler: handleShutdown,
