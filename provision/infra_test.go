@@ -892,3 +892,26 @@ func TestPasswordLoginSendsNoUnauthenticatedRequest(t *testing.T) {
 		t.Fatalf("want exactly 1 login, got %d (%v)", n, st.ByRoute)
 	}
 }
+
+// TestConvergedRunRoundTripBudget pins how many API requests a converged deploy and a plan make:
+// every extra round trip costs a real host (and an operator's wait) on each re-run.
+func TestConvergedRunRoundTripBudget(t *testing.T) {
+	e := newEnv(t)
+	e.mustDeploy(vm140)
+	const deployBudget, planBudget = 3, 3 // measured (see the log line); raise only with a reason
+	before := e.stats().Total
+	e.mustDeploy(vm140)
+	deployReqs := e.stats().Total - before
+	before = e.stats().Total
+	if _, err := e.c.Plan(context.Background(), e.cat, vm140); err != nil {
+		t.Fatal(err)
+	}
+	planReqs := e.stats().Total - before
+	t.Logf("converged deploy: %d API requests; plan: %d", deployReqs, planReqs)
+	if deployReqs > deployBudget {
+		t.Errorf("converged deploy made %d API requests, budget %d: %v", deployReqs, deployBudget, e.srv.Requests()[len(e.srv.Requests())-deployReqs-planReqs:])
+	}
+	if planReqs > planBudget {
+		t.Errorf("plan made %d API requests, budget %d", planReqs, planBudget)
+	}
+}
