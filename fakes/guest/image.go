@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/aimachine/aimachine/fakes/pve"
 )
 
 // simMagic starts every simulated binary: "\x7fELF" so `file`-like checks see a binary, then the
@@ -81,20 +83,7 @@ func (g *Guest) installImage() error {
 	v.mkdirAll("/etc/modules-load.d", 0o755, root)
 	v.symlink("bash", "/usr/bin/rbash")
 	files := map[string]string{
-		"/etc/os-release": `PRETTY_NAME="Ubuntu 24.04.3 LTS"
-NAME="Ubuntu"
-VERSION_ID="24.04"
-VERSION="24.04.3 LTS (Noble Numbat)"
-VERSION_CODENAME=noble
-ID=ubuntu
-ID_LIKE=debian
-HOME_URL="https://www.ubuntu.com/"
-SUPPORT_URL="https://help.ubuntu.com/"
-BUG_REPORT_URL="https://bugs.launchpad.net/ubuntu/"
-PRIVACY_POLICY_URL="https://www.ubuntu.com/legal/terms-and-policies/privacy-policy"
-UBUNTU_CODENAME=noble
-LOGO=ubuntu-logo
-`,
+		"/etc/os-release":  pve.UbuntuNobleOSRelease,
 		"/etc/lsb-release": "DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=24.04\nDISTRIB_CODENAME=noble\nDISTRIB_DESCRIPTION=\"Ubuntu 24.04.3 LTS\"\n",
 		"/etc/passwd": `root:x:0:0:root:/root:/bin/bash
 daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin

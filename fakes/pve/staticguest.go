@@ -199,13 +199,14 @@ func (a *staticAgent) files() map[string]string {
 	return map[string]string{
 		"/etc/hostname":                           b.CloudInit.Hostname + "\n",
 		"/etc/ssh/ssh_host_ed25519_key.pub":       g.hostKey + "\n",
-		"/etc/os-release":                         ubuntuOSRelease,
+		"/etc/os-release":                         UbuntuNobleOSRelease,
 		"/home/" + user + "/.ssh/authorized_keys": strings.Join(b.CloudInit.SSHKeys, "\n") + "\n",
 		"/var/lib/cloud/data/status.json":         `{"v1": {"stage": null, "errors": []}}` + "\n",
 	}
 }
 
-const ubuntuOSRelease = `PRETTY_NAME="Ubuntu 24.04.3 LTS"
+// UbuntuNobleOSRelease is /etc/os-release of the Ubuntu 24.04.3 cloud image; simulated guests share it.
+const UbuntuNobleOSRelease = `PRETTY_NAME="Ubuntu 24.04.3 LTS"
 NAME="Ubuntu"
 VERSION_ID="24.04"
 VERSION="24.04.3 LTS (Noble Numbat)"
