@@ -192,6 +192,7 @@ func (op *Operation) Match(segs []string) (map[string]string, bool) {
 // Find returns the operation for method and path, or nil; pathKnown tells whether any method exists
 // for that path.
 func (a *API) Find(method string, segs []string) (op *Operation, vars map[string]string, pathKnown bool) {
+	segs = joinFragments(segs)
 	for _, o := range a.Operations {
 		v, ok := o.Match(segs)
 		if !ok {
@@ -216,4 +217,16 @@ func literalCount(o *Operation) int {
 		}
 	}
 	return n
+}
+
+// joinFragments applies the one fragmentDelimiter ” subclass of the API: pve-storage
+// src/PVE/API2/Storage/Status.pm mounts PVE::API2::Storage::Content at
+// /nodes/{node}/storage/{storage}/content with "no subdirs", so everything after "content" is one
+// segment, the volume id ("local:iso/x.iso"; RESTHandler::map_path_to_methods joins the rest with '/').
+func joinFragments(segs []string) []string {
+	if len(segs) > 6 && segs[0] == "nodes" && segs[2] == "storage" && segs[4] == "content" {
+		out := append([]string(nil), segs[:5]...)
+		return append(out, strings.Join(segs[5:], "/"))
+	}
+	return segs
 }
