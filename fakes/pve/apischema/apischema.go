@@ -31,10 +31,12 @@ type Schema struct {
 	Format string
 	// ... or a property string's sub-keys (drives, netN, agent ...).
 	FormatSchema map[string]*Schema
-	DefaultKey   Bool    `json:"default_key"`
-	Alias        string  `json:"alias"`
-	KeyAlias     string  `json:"keyAlias"`
-	Requires     string  `json:"-"`
+	DefaultKey   Bool   `json:"default_key"`
+	Alias        string `json:"alias"`
+	KeyAlias     string `json:"keyAlias"`
+	Requires     string `json:"-"`
+	// TypeProperty marks SectionConfig-style variants (instance-types, oneOf): not checked by jsonschema.
+	TypeProperty string  `json:"type-property"`
 	Items        *Schema `json:"items"`
 	// Properties and AdditionalProperties describe an object (the parameters of a method).
 	Properties           map[string]*Schema `json:"properties"`

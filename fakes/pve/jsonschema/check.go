@@ -322,3 +322,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// PatternOK tells whether the fake can apply a schema pattern (Go's regexp lacks look-around and
+// back-references; such a pattern is not checked).
+func PatternOK(p string) bool { return perlRegexp(p) != nil }
