@@ -541,7 +541,8 @@ func (s *Server) applyConfig(tc *taskCtx, c *call, v *vmState) error {
 	}
 	for _, k := range sortedKeys(c.p.vals) {
 		switch k {
-		case "delete", "revert", "digest", "skiplock", "force", "background_delay":
+		// qemu-server API2/Qemu.pm $update_vm_api extracts node and vmid (path) before the options
+		case "delete", "revert", "digest", "skiplock", "force", "background_delay", "node", "vmid", "skip_cloud_init", "import-working-storage":
 			continue
 		}
 		val := c.p.get(k)

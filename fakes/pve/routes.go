@@ -111,6 +111,7 @@ func buildRoutes() []*route {
 		{method: "GET", pattern: "/nodes/{node}/qemu/{vmid}/agent/file-read", params: agentFileReadSchema, priv: "VM.Monitor", privOn: "/vms/{vmid}", handler: handleAgentFileRead,
 			client: "VirtualMachine.AgentFileRead", modelled: "content (+ truncated 1 over 16 MiB)", notModelled: ""},
 	}
+	rs = append(rs, clientRoutes()...)
 	for _, r := range rs {
 		r.segs = splitPath(r.pattern)
 		r.class = classify(r.method, strings.ReplaceAll(r.pattern, "{", ""))

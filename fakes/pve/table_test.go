@@ -240,6 +240,33 @@ func endpointTable(key string) []row {
 			reason: "detected modified configuration - file changed by other user? Try again.",
 			body:   die("detected modified configuration - file changed by other user? Try again.")},
 		{name: "config POST (async)", method: "POST", path: "/nodes/pve/qemu/140/config", json: `{"tags":"llm"}`, status: 200, taskType: "qmconfig", exit: "OK"},
+		// qemu-server API2/Qemu.pm vm_pending + pve-guest-common GuestHelpers::config_with_pending_array
+		{name: "pending", method: "GET", path: "/nodes/pve/qemu/140/pending", status: 200, check: func(t *testing.T, m map[string]any) {
+			keys := map[string]bool{}
+			for _, it := range dataOf(t, m).([]any) {
+				o := it.(map[string]any)
+				if len(o) != 2 || o["key"] == nil {
+					t.Errorf("item %v: want {key, value}", o)
+				}
+				keys[o["key"].(string)] = true
+			}
+			if !keys["digest"] || !keys["tags"] || keys["vmid"] {
+				t.Errorf("keys %v: load_config has digest, no vmid", keys)
+			}
+		}},
+		// pve-ha-manager API2/HA/Resources.pm read: parse_sid, then $api_copy_config
+		{name: "ha resource (none configured)", method: "GET", path: "/cluster/ha/resources/140", status: 500,
+			reason: "no such resource 'vm:140'", body: die("no such resource 'vm:140'")},
+		{name: "ha resource bad sid", method: "GET", path: "/cluster/ha/resources/x", status: 500,
+			reason: "unable to parse service id 'x'", body: die("unable to parse service id 'x'")},
+		// pve-access-control API2/AccessControl.pm permissions; RPCEnvironment get_effective_permissions
+		{name: "permissions", method: "GET", path: "/access/permissions", status: 200, check: func(t *testing.T, m map[string]any) {
+			d := dataOf(t, m).(map[string]any)
+			root, _ := d["/"].(map[string]any)
+			if len(d) != 8 || root["Permissions.Modify"] != 1.0 || root["Sys.Modify"] != 1.0 {
+				t.Errorf("permissions %v", d)
+			}
+		}},
 		{name: "config delete raw hostpci as token (none set: ok)", method: "PUT", path: "/nodes/pve/qemu/140/config", json: `{"delete":"hostpci1"}`, status: 200, body: str(`{"data":null}`)},
 		{name: "resize", method: "PUT", path: "/nodes/pve/qemu/140/resize", json: `{"disk":"scsi0","size":"500G"}`, status: 200, taskType: "resize", exit: "OK"},
 		{name: "resize bad size", method: "PUT", path: "/nodes/pve/qemu/140/resize", json: `{"disk":"scsi0","size":"big"}`, status: 400,
@@ -343,6 +370,8 @@ func endpointTable(key string) []row {
 			reason: "Configuration file 'nodes/pve/qemu-server/140.conf' does not exist", body: die("Configuration file 'nodes/pve/qemu-server/140.conf' does not exist")},
 		{name: "config missing", method: "GET", path: "/nodes/pve/qemu/140/config", status: 500,
 			reason: "Configuration file 'nodes/pve/qemu-server/140.conf' does not exist", body: die("Configuration file 'nodes/pve/qemu-server/140.conf' does not exist")},
+		{name: "ha resource of a missing VM", method: "GET", path: "/cluster/ha/resources/140", status: 500,
+			reason: "unable to detect SID from VMID - VM/CT 140 does not exist", body: die("unable to detect SID from VMID - VM/CT 140 does not exist")},
 		{name: "start missing (task)", method: "POST", path: "/nodes/pve/qemu/140/status/start", status: 200, taskType: "qmstart",
 			exit: "Configuration file 'nodes/pve/qemu-server/140.conf' does not exist"},
 		{name: "volumes freed", method: "GET", path: "/nodes/pve/storage/local-lvm/content", status: 200, body: str(`{"data":[]}`)},
