@@ -205,6 +205,7 @@ func (s *Server) checkNewDisks(node string, p params, keys []string) error {
 		return err
 	}
 	normalizeNets(p, keys)
+	normalizeTags(p)
 	return nil
 }
 
