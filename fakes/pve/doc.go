@@ -3,6 +3,12 @@
 // phrases and error texts, a guest hook for simulated VMs, and a control API under /_sim for faults
 // and request counters. PARITY.md lists what each endpoint models.
 //
+// Every request is looked up in the published API (apischema: the PVE 9.1.3 API viewer's schema) and
+// its parameters verified like pve-common JSONSchema.pm does (jsonschema) before any handler runs: a
+// path PVE does not have answers 501 `Method '…' not implemented`; an operation PVE has and this fake
+// does not model answers NotModelledStatus with a reason starting NotModelledPrefix, a text no real
+// PVE sends. Storage volume names follow pve-storage's parse_volname (volname.go).
+//
 // In-process use:
 //
 //	s := pve.New(pve.WithAuthDelay(0), pve.WithTimeScale(0), pve.WithGuestFactory(pve.NewStaticGuestFactory()))

@@ -205,6 +205,7 @@ func (s *Server) checkNewDisks(node string, p params, keys []string) error {
 		return err
 	}
 	normalizeNets(p, keys)
+	normalizeTags(p)
 	return nil
 }
 
@@ -333,7 +334,8 @@ func (s *Server) allocateDrive(tc *taskCtx, v *vmState, key, val string) (string
 		if err != nil {
 			return "", err
 		}
-		volid := s.newVolume(ss, v.vmid, "cloudinit", 4<<20)
+		volid := s.newVolume(ss, v.vmid, "cloudinit", d.opts["format"], 4<<20)
+		delete(d.opts, "format")
 		tc.t.lines = append(tc.t.lines, fmt.Sprintf("  Logical volume \"vm-%d-cloudinit\" created.", v.vmid))
 		d.file = volid
 		d.opts["media"] = "cdrom"
@@ -372,7 +374,8 @@ func (s *Server) allocateDrive(tc *taskCtx, v *vmState, key, val string) (string
 		delete(d.opts, "import-from")
 		tc.t.lines = append(tc.t.lines, fmt.Sprintf("importing disk '%s' to VM %d ...", src, v.vmid))
 	}
-	volid := s.newVolume(ss, v.vmid, "disk", size)
+	volid := s.newVolume(ss, v.vmid, "disk", d.opts["format"], size)
+	delete(d.opts, "format") // qemu-server create_disks: "no longer needed"
 	_, short, _ := strings.Cut(volid, ":")
 	tc.t.lines = append(tc.t.lines, fmt.Sprintf("  Logical volume \"%s\" created.", short))
 	if size > 0 && d.opts["size"] == "" {
@@ -388,19 +391,37 @@ func humanSize(b uint64) string {
 }
 
 // newVolume creates vm-<vmid>-disk-<n> (or vm-<vmid>-cloudinit) on a storage; called with s.mu held.
-func (s *Server) newVolume(ss *storageState, vmid int, kind string, size uint64) string {
+// On a directory storage the file is <vmid>/<name>.<format>: a disk in the drive's format= or the
+// storage's default, raw (pve-storage DirPlugin.pm plugindata format default 'raw'); a cloud-init
+// drive in qcow2 unless format= says otherwise (qemu-server API2/Qemu.pm create_disks).
+func (s *Server) newVolume(ss *storageState, vmid int, kind, format string, size uint64) string {
 	name := fmt.Sprintf("vm-%d-cloudinit", vmid)
+	dir := ss.spec.Type == "dir" || ss.spec.Type == "nfs" || ss.spec.Type == "cifs"
+	if format == "" {
+		format = "raw"
+		if kind == "cloudinit" && dir {
+			format = "qcow2"
+		}
+	}
 	if kind == "disk" {
 		for n := 0; ; n++ {
 			name = fmt.Sprintf("vm-%d-disk-%d", vmid, n)
-			if ss.volume(ss.spec.Name+":"+name) == nil && ss.volume(fmt.Sprintf("%s:%d/%s.qcow2", ss.spec.Name, vmid, name)) == nil {
+			taken := false
+			for _, f := range []string{"raw", "qcow2", "vmdk"} {
+				if ss.volume(fmt.Sprintf("%s:%d/%s.%s", ss.spec.Name, vmid, name, f)) != nil {
+					taken = true
+				}
+			}
+			if !taken && ss.volume(ss.spec.Name+":"+name) == nil {
 				break
 			}
 		}
 	}
-	volid, format := ss.spec.Name+":"+name, "raw"
-	if ss.spec.Type == "dir" || ss.spec.Type == "nfs" {
-		volid, format = fmt.Sprintf("%s:%d/%s.qcow2", ss.spec.Name, vmid, name), "qcow2"
+	volid := ss.spec.Name + ":" + name
+	if dir {
+		volid = fmt.Sprintf("%s:%d/%s.%s", ss.spec.Name, vmid, name, format)
+	} else {
+		format = "raw"
 	}
 	ss.volumes = append(ss.volumes, &VolumeSpec{VolID: volid, Format: format, Size: size, VMID: vmid})
 	return volid

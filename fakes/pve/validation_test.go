@@ -245,7 +245,7 @@ func TestStoredAsPVEPrints(t *testing.T) {
 	e := newEnv(t)
 	rs := []row{
 		{name: "create", method: "POST", path: "/nodes/pve/qemu", status: 200, taskType: "qmcreate", exit: "OK",
-			json: `{"vmid":150,"net0":"bridge=vmbr0,firewall=1,model=virtio","scsi0":"local-lvm:1,iothread=on,discard=on","agent":"enabled=yes",` +
+			json: `{"vmid":150,"net0":"bridge=vmbr0,firewall=1,model=virtio","scsi0":"local-lvm:1,iothread=on,discard=on","agent":"enabled=yes","tags":"LLM gpu;aimachine,llm",` +
 				`"scsi1":"local-lvm:0,import-from=` + DefaultCloudImage + `,ssd=1"}`},
 		{name: "config", method: "GET", path: "/nodes/pve/qemu/150/config", status: 200, check: func(t *testing.T, m map[string]any) {
 			c := dataOf(t, m).(map[string]any)
@@ -258,6 +258,10 @@ func TestStoredAsPVEPrints(t *testing.T) {
 			}
 			if c["scsi1"] != "local-lvm:vm-150-disk-1,size=3584M,ssd=1" {
 				t.Errorf("scsi1 %q", c["scsi1"])
+			}
+			// pve-guest-common GuestHelpers.pm get_unique_tags (default tag-style)
+			if c["tags"] != "aimachine;gpu;llm" {
+				t.Errorf("tags %q", c["tags"])
 			}
 		}},
 	}

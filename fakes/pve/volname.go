@@ -3,6 +3,7 @@ package pve
 import (
 	"fmt"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -358,4 +359,24 @@ func normalizeNets(p params, keys []string) {
 			p.vals[k] = out
 		}
 	}
+}
+
+// normalizeTags is pve-guest-common GuestHelpers.pm get_unique_tags with the default datacenter
+// tag-style (not case-sensitive, ordering by name), which create_vm and update_vm_api apply before the
+// config is written: tags lower-cased, sorted, duplicates dropped, joined with ';'.
+func normalizeTags(p params) {
+	if !p.has("tags") {
+		return
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range jsonschema.SplitList(p.get("tags")) {
+		t = strings.ToLower(t)
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	sort.Strings(out)
+	p.vals["tags"] = strings.Join(out, ";")
 }

@@ -53,6 +53,21 @@ func init() {
 	legacy.DefaultKey, legacy.Pattern = true, `[acdn]{1,4}`
 	HashFormats["pve-qm-boot"] = map[string]*Schema{"legacy": legacy, "order": withFormat(str(true), "pve-qm-bootdev-list")}
 
+	// qemu-server src/PVE/QemuServer.pm $watchdog_fmt
+	wdModel, wdAction := str(true), str(true)
+	wdModel.DefaultKey, wdModel.Enum = true, []string{"i6300esb", "ib700"}
+	wdAction.Enum = []string{"reset", "shutdown", "poweroff", "pause", "debug", "none"}
+	HashFormats["pve-qm-watchdog"] = map[string]*Schema{"model": wdModel, "action": wdAction}
+
+	// qemu-server src/PVE/QemuServer.pm $smbios1_fmt
+	b64 := func() *Schema { s := str(true); s.Pattern = `[A-Za-z0-9+\/]+={0,2}`; return s }
+	uuid := str(true)
+	uuid.Pattern = `[a-fA-F0-9]{8}(?:-[a-fA-F0-9]{4}){3}-[a-fA-F0-9]{12}`
+	HashFormats["pve-qm-smbios1"] = map[string]*Schema{
+		"uuid": uuid, "version": b64(), "serial": b64(), "manufacturer": b64(), "product": b64(), "sku": b64(), "family": b64(),
+		"base64": boolean(),
+	}
+
 	// qemu-server src/PVE/QemuServer/Drive.pm $ide_fmt (registered as pve-qm-ide, used by "cdrom"):
 	// the API viewer expands the same format for ide[n].
 	if a, err := apischema.Load(); err == nil {

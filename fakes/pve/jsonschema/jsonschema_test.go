@@ -145,3 +145,27 @@ func TestPerlRegexp(t *testing.T) {
 		t.Error("{,n} pattern")
 	}
 }
+
+// TestQemuHashFormats: property-string formats the API viewer leaves as a name, copied from
+// qemu-server ($hostpci_fmt, $ipconfig_fmt, $cicustom_fmt, $boot_fmt, $watchdog_fmt, $smbios1_fmt).
+func TestQemuHashFormats(t *testing.T) {
+	for _, c := range []struct{ format, value, err string }{
+		{"pve-qm-hostpci", "mapping=gpu0,pcie=1,x-vga=on", ""},
+		{"pve-qm-hostpci", "0000:01:00,vendor-id=0x10DE", ""},
+		{"pve-qm-hostpci", "0000:01:00,vendor-id=10de", "format error\np.vendor-id: value does not match the regex pattern\n"},
+		{"pve-qm-ipconfig", "ip=192.168.0.140/24,gw=192.168.0.1,ip6=auto", ""},
+		{"pve-qm-cicustom", "vendor=local:snippets/v.yaml", ""},
+		{"pve-qm-boot", "order=scsi0;ide2;net0", ""},
+		{"pve-qm-boot", "cdn", ""},
+		{"pve-qm-watchdog", "i6300esb,action=reset", ""},
+		{"pve-qm-watchdog", "model=foo", "format error\np.model: value 'foo' does not have a value in the enumeration 'i6300esb, ib700'\n"},
+		{"pve-qm-smbios1", "uuid=6c3a8f2e-2f4b-4f43-9b4e-0c8f6d1e2a3b", ""},
+		{"pve-qm-smbios1", "uuid=nope", "format error\np.uuid: value does not match the regex pattern\n"},
+		{"pve-qm-ide", "local:iso/x.iso,media=cdrom", ""},
+	} {
+		msg, ok := checkFormat(&Schema{Format: c.format}, c.value, "p")
+		if ok != (c.err == "") || msg != c.err {
+			t.Errorf("%s %q: got (%q, %v), want %q", c.format, c.value, msg, ok, c.err)
+		}
+	}
+}
