@@ -3,6 +3,7 @@ package pve
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -83,8 +84,11 @@ func TestTelmateCompat(t *testing.T) {
 			fail(t, "login: %v", err)
 		}
 		// AccessControl.pm create_ticket: any failure is PVE::Exception "authentication failure\n", code 401
+		// (a handler error: HTTPServer.pm rest_handler + Formatter/Standard.pm give it a JSON body
+		// with the message, which Telmate decodes into an ApiError)
 		err := telmateClient(t, s, url).Login(ctx, "root@pam", "wrong", "")
-		if err == nil || err.Error() != "401 authentication failure" {
+		var ae *tm.ApiError
+		if !errors.As(err, &ae) || ae.Code != "401" || ae.Message != "authentication failure" {
 			fail(t, "wrong password: %v", err)
 		}
 		if _, err := pw.GetVersion(ctx); err != nil {
