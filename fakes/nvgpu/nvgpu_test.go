@@ -1,6 +1,8 @@
 package nvgpu
 
 import (
+	"flag"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -71,5 +73,20 @@ func TestSupports(t *testing.T) {
 		if got := c.d.Supports(c.branch, c.open); got != c.want {
 			t.Errorf("%s Supports(%d, open=%v) = %v", c.d.Name, c.branch, c.open, got)
 		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite DEVICES.md")
+
+func TestDevicesMarkdown(t *testing.T) {
+	want := Markdown()
+	if *update {
+		if err := os.WriteFile("DEVICES.md", []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile("DEVICES.md")
+	if err != nil || string(got) != want {
+		t.Fatalf("DEVICES.md is stale: run go test ./fakes/nvgpu -run TestDevicesMarkdown -update")
 	}
 }
