@@ -257,7 +257,7 @@ func TestValidateRules(t *testing.T) {
 		{"api key env with a dash", func(c *Catalog) { c.VMs[0].Services.VLLM.APIKeyEnv = "MY-KEY" }, "vms[0].services.vllm.api_key_env", `got "MY-KEY", want an environment variable name`},
 		{"both cloud image and iso", func(c *Catalog) { c.VMs[0].Image.ISO = "local:iso/x.iso" }, "vms[0].image", "sets both cloud_image and iso"},
 		{"cloud image on a storage the node lacks", func(c *Catalog) {
-			c.VMs[0].Image.CloudImage = "nas:import/noble-server-cloudimg-amd64.img"
+			c.VMs[0].Image.CloudImage = "nas:import/noble-server-cloudimg-amd64.qcow2"
 		}, "vms[0].image.cloud_image", `image storage "nas" is not on node "pve"`},
 		{"cloud image that is no volume id", func(c *Catalog) { c.VMs[0].Image.CloudImage = "/var/lib/vz/noble.img" }, "vms[0].image.cloud_image", `got "/var/lib/vz/noble.img", want a volume id`},
 		{"key and file both", func(c *Catalog) { c.VMs[0].CloudInit.SSHKeys[0].File = "x.pub" }, "vms[0].cloud_init.ssh_keys[0]", "set key or file, not both"},

@@ -198,32 +198,13 @@ func checkHostpciPerm(id *identity, key, value string) error {
 
 // checkNewDisks validates disk values at call time (storage exists and holds images; iso needs media=cdrom).
 func (s *Server) checkNewDisks(node string, p params, keys []string) error {
-	for _, k := range keys {
-		if !reDiskKey.MatchString(k) {
-			continue
-		}
-		d := parseDrive(p.get(k))
-		if m := reNewDisk.FindStringSubmatch(d.file); m != nil {
-			// existence is checked on the call; availability on this node only when the worker allocates
-			ss := s.st.storage(m[1])
-			if ss == nil {
-				return errDie("storage '%s' does not exist", m[1])
-			}
-			if !ss.hasContent("images") {
-				return errParam("storage", fmt.Sprintf("storage '%s' does not support vm images", m[1]))
-			}
-			if src := d.opts["import-from"]; src != "" {
-				store, _, _ := strings.Cut(src, ":")
-				if s.st.storage(store) == nil {
-					return errDie("storage '%s' does not exist", store)
-				}
-			}
-			continue
-		}
-		if volumeContent(d.file) == "iso" && strings.Contains(d.file, ":iso/") && !d.isCDROM() {
-			return errParam(k, "explicit 'media=cdrom' is required for iso images")
-		}
+	if err := s.checkStorageAccess(p, keys, p.get("storage")); err != nil {
+		return err
 	}
+	if err := s.checkDriveParam(p, keys); err != nil {
+		return err
+	}
+	normalizeNets(p, keys)
 	return nil
 }
 
@@ -231,11 +212,11 @@ func handleCreate(s *Server, c *call) (any, error) {
 	node, vmid := c.vars["node"], 0
 	vmid, _ = strconv.Atoi(c.p.get("vmid"))
 	keys := sortedKeys(c.p.vals)
-	for _, k := range keys {
-		if strings.HasPrefix(k, "hostpci") {
-			if err := checkHostpciPerm(c.id, k, c.p.get(k)); err != nil {
-				return nil, err
-			}
+	// qemu-server API2/Qemu.pm create_vm: sshkeys, then $check_storage_access, then the
+	// hostpci permission, then $check_drive_param and add_random_macs
+	if c.p.has("sshkeys") {
+		if err := validateSSHKeys(c.p.get("sshkeys")); err != nil {
+			return nil, err
 		}
 	}
 	s.mu.Lock()
@@ -243,10 +224,12 @@ func handleCreate(s *Server, c *call) (any, error) {
 		s.mu.Unlock()
 		return nil, err
 	}
-	if c.p.has("sshkeys") {
-		if err := validateSSHKeys(c.p.get("sshkeys")); err != nil {
-			s.mu.Unlock()
-			return nil, err
+	for _, k := range keys {
+		if strings.HasPrefix(k, "hostpci") {
+			if err := checkHostpciPerm(c.id, k, c.p.get(k)); err != nil {
+				s.mu.Unlock()
+				return nil, err
+			}
 		}
 	}
 	if old := s.st.vms[vmid]; old != nil {

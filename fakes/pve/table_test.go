@@ -201,8 +201,10 @@ func endpointTable(key string) []row {
 		{name: "qemu list empty", method: "GET", path: "/nodes/pve/qemu", status: 200, body: str(`{"data":[]}`)},
 		{name: "create missing vmid", method: "POST", path: "/nodes/pve/qemu", json: `{"name":"x"}`, status: 400, reason: "Parameter verification failed.",
 			body: perr(`{"vmid":"property is missing and it is not optional"}`)},
+		// pve-common JSONSchema.pm check_prop runs the format (pve_verify_vmid: /^[1-9][0-9]{2,8}$/)
+		// before minimum, so 99 never reaches "value must have a minimum value of 100"
 		{name: "create vmid below 100", method: "POST", path: "/nodes/pve/qemu", json: `{"vmid":99}`, status: 400, reason: "Parameter verification failed.",
-			body: perr(`{"vmid":"value must have a minimum value of 100"}`)},
+			body: perr(`{"vmid":"invalid format - value does not look like a valid VM ID\n"}`)},
 		{name: "create raw hostpci as token", method: "POST", path: "/nodes/pve/qemu", json: `{"vmid":140,"hostpci0":"0000:01:00"}`, status: 500,
 			reason: "only root can set 'hostpci0' config for non-mapped devices", body: die("only root can set 'hostpci0' config for non-mapped devices")},
 		{name: "create (form body, token, mapping)", method: "POST", path: "/nodes/pve/qemu",
