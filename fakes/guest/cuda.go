@@ -137,6 +137,16 @@ func nvccSupports(ver, cc string) bool {
 	return true
 }
 
+// torchSupports: whether a torch wheel built for CUDA flavour cu ("cu124", "cu130") has kernels for
+// compute capability cc ("8.9").
+func torchSupports(cu, cc string) bool {
+	v := strings.TrimPrefix(cu, "cu")
+	if len(v) < 3 || cc == "" {
+		return true
+	}
+	return nvccSupports(v[:2]+"."+v[2:], strings.ReplaceAll(cc, ".", ""))
+}
+
 // progCudaApp runs a binary built by nvcc: with a working GPU it prints the program's success
 // printf lines (those not starting with FAIL/Error), otherwise its first failure line, exit 1.
 func progCudaApp(p *proc) int {

@@ -153,3 +153,21 @@ func TestPascalOpenModule(t *testing.T) {
 		t.Errorf("nvidia-smi: %d %q", r.code, r.stdout)
 	}
 }
+
+// TestTorchBuildsPerArchitecture: a torch wheel runs only where its CUDA version has kernels:
+// cu124 wheels fail on Blackwell (guest.md §1: `no kernel image is available`), CUDA 13 wheels on
+// Pascal (CUDA 13.0 removed Maxwell/Pascal/Volta).
+func TestTorchBuildsPerArchitecture(t *testing.T) {
+	for _, c := range []struct {
+		cu, id string
+		ok     bool
+	}{
+		{"cu124", "2d04", false}, {"cu124", "2684", true}, {"cu124", "1b06", true},
+		{"cu128", "2d04", true}, {"cu128", "1b06", true}, {"cu130", "1b06", false}, {"cu130", "1eb8", true},
+	} {
+		d, _ := nvgpu.Lookup(c.id)
+		if got := torchSupports(c.cu, d.ComputeCap); got != c.ok {
+			t.Errorf("torch %s on %s (%s): %v, want %v", c.cu, d.Name, d.ComputeCap, got, c.ok)
+		}
+	}
+}

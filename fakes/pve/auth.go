@@ -195,7 +195,9 @@ func handleTicket(s *Server, c *call) (any, error) {
 		}
 	}
 	if !good {
-		return nil, &apiError{Code: 401, Msg: "authentication failure\n", noBody: true}
+		// a handler's PVE::Exception: pve-manager HTTPServer.pm rest_handler turns it into status +
+		// message and the formatter writes the body (unlike auth_handler's bodiless 401s)
+		return nil, &apiError{Code: 401, Msg: "authentication failure\n"}
 	}
 	caps := map[string]map[string]int{
 		"vms":     {"VM.Allocate": 1, "VM.Audit": 1, "VM.Config.HWType": 1, "VM.PowerMgmt": 1, "VM.Monitor": 1, "VM.Config.Disk": 1},

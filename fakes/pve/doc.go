@@ -1,5 +1,5 @@
-// Package pve is a fake Proxmox VE API (pveproxy's /api2/json) that go-proxmox v0.8.2 cannot tell
-// from a real node: in-memory cluster state, async tasks with real UPIDs, PVE's JSON typing, reason
+// Package pve is a fake Proxmox VE API (pveproxy's /api2/json, and /api2/extjs, the web UI's format)
+// that go-proxmox v0.8.2, Telmate's proxmox-api-go and web-UI-shaped requests cannot tell from a real node: in-memory cluster state, async tasks with real UPIDs, PVE's JSON typing, reason
 // phrases and error texts, a guest hook for simulated VMs, and a control API under /_sim for faults
 // and request counters. PARITY.md lists what each endpoint models.
 //

@@ -98,7 +98,7 @@ func endpointTable(key string) []row {
 				wantKeys(t, d, map[string]string{"username": "string", "ticket": "string", "CSRFPreventionToken": "string", "cap": "object"})
 			}},
 		{name: "ticket wrong password", method: "POST", path: "/access/ticket", auth: "none", json: `{"username":"root@pam","password":"x"}`,
-			status: 401, reason: "authentication failure", body: str("")},
+			status: 401, reason: "authentication failure", body: die("authentication failure")},
 		{name: "ticket GET works", method: "GET", path: "/version", auth: "ticket", status: 200},
 		{name: "ticket write without CSRF", method: "POST", path: "/nodes/pve/qemu", auth: "ticket-nocsrf", json: `{"vmid":140}`,
 			status: 401, reason: "Permission denied - invalid csrf token", body: str("")},

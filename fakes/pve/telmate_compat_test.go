@@ -3,6 +3,8 @@ package pve
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -33,9 +35,9 @@ func (r *reqLog) String() string {
 	return strings.Join(r.l, "\n")
 }
 
-func newTelmateEnv(t *testing.T, tp Topology) (*Server, string, *reqLog) {
+func newTelmateEnv(t *testing.T, tp Topology, version string) (*Server, string, *reqLog) {
 	t.Helper()
-	s := New(WithAuthDelay(0), WithTimeScale(0), WithTopology(tp), WithGuestFactory(NewStaticGuestFactory()))
+	s := New(WithAuthDelay(0), WithTimeScale(0), WithTopology(tp), WithGuestFactory(NewStaticGuestFactory()), WithPVEVersion(version))
 	rl := &reqLog{h: s}
 	ts := httptest.NewUnstartedServer(rl)
 	ts.EnableHTTP2 = false
@@ -61,13 +63,19 @@ func telmateClient(t *testing.T, s *Server, url string) *tm.Client {
 // pve-access-control src/PVE/API2/AccessControl.pm and src/PVE/RPCEnvironment.pm, qemu-server
 // src/PVE/API2/Qemu.pm, pve-ha-manager src/PVE/API2/HA/Resources.pm.
 func TestTelmateCompat(t *testing.T) {
+	for _, v := range []string{"8.4.1", "9.0.3"} {
+		t.Run(v, func(t *testing.T) { telmateLifecycle(t, v) })
+	}
+}
+
+func telmateLifecycle(t *testing.T, version string) {
 	tp := DefaultTopology()
 	tp.Mappings = []PCIMappingSpec{{ID: "gpu0", Map: []string{"node=pve,path=0000:01:00,id=10de:2d04,iommugroup=12"}}}
 	tp.VMs = []VMSpec{{Node: "pve", VMID: 120, Config: map[string]string{
 		"name": "existing", "memory": "2048", "cores": "2", "machine": "q35", "ostype": "l26",
 		"net0": "virtio=BC:24:11:2A:3B:4C,bridge=vmbr0", "scsihw": "virtio-scsi-single",
 	}}}
-	s, url, rl := newTelmateEnv(t, tp)
+	s, url, rl := newTelmateEnv(t, tp, version)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	fail := func(t *testing.T, format string, a ...any) {
@@ -83,8 +91,11 @@ func TestTelmateCompat(t *testing.T) {
 			fail(t, "login: %v", err)
 		}
 		// AccessControl.pm create_ticket: any failure is PVE::Exception "authentication failure\n", code 401
+		// (a handler error: HTTPServer.pm rest_handler + Formatter/Standard.pm give it a JSON body
+		// with the message, which Telmate decodes into an ApiError)
 		err := telmateClient(t, s, url).Login(ctx, "root@pam", "wrong", "")
-		if err == nil || err.Error() != "401 authentication failure" {
+		var ae *tm.ApiError
+		if !errors.As(err, &ae) || ae.Code != "401" || ae.Message != "authentication failure" {
 			fail(t, "wrong password: %v", err)
 		}
 		if _, err := pw.GetVersion(ctx); err != nil {
@@ -96,18 +107,20 @@ func TestTelmateCompat(t *testing.T) {
 		if err := tid.Parse(DefaultTokenID); err != nil {
 			t.Fatal(err)
 		}
-		bad := telmateClient(t, s, url)
-		bad.SetAPIToken(tid, tm.ApiTokenSecret("00000000-0000-0000-0000-000000000000"))
-		// HTTPServer.pm auth_handler: verify_token fails -> die "Authentication failed!\n" (401, no body)
-		if _, err := bad.GetVersion(ctx); err == nil || err.Error() != "401 Authentication failed!" {
-			fail(t, "bad secret: %v", err)
+		if version == "8.4.1" { // Telmate retries bodiless errors for 6 s: once is enough
+			bad := telmateClient(t, s, url)
+			bad.SetAPIToken(tid, tm.ApiTokenSecret("00000000-0000-0000-0000-000000000000"))
+			// HTTPServer.pm auth_handler: verify_token fails -> die "Authentication failed!\n" (401, no body)
+			if _, err := bad.GetVersion(ctx); err == nil || err.Error() != "401 Authentication failed!" {
+				fail(t, "bad secret: %v", err)
+			}
 		}
 		tok.SetAPIToken(tid, tm.ApiTokenSecret(DefaultTokenSecret))
 		v, err := tok.GetVersion(ctx)
 		if err != nil {
 			fail(t, "version: %v", err)
 		}
-		if v.Major != 8 || v.Minor != 4 || v.Patch != 1 {
+		if got := fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch); got != version {
 			fail(t, "version %+v", v)
 		}
 	})

@@ -27,7 +27,7 @@ func jsEscape(s string) string {
 	return b.String()
 }
 
-// uiRow is one request shaped like the web UI's: ExtJS Ajax with form bodies
+// uiRow is one request shaped like the web UI's: ExtJS Ajax to /api2/extjs with form bodies
 // (application/x-www-form-urlencoded; charset=UTF-8), the ticket in the PVEAuthCookie cookie and
 // the CSRFPreventionToken header (proxmox-widget-toolkit src/Utils.js 'beforerequest' hook,
 // Proxmox.Utils.setAuthData). Every expectation names the Proxmox source it comes from.
@@ -38,8 +38,13 @@ type uiRow struct {
 	// auth: "cookie+csrf", "cookie" (no CSRF header), "cookie+badcsrf", "header+csrf" (ticket in
 	// Authorization), "cookies+csrf" (other cookies first), "tampered", "badcookie+token", "token",
 	// "user+csrf" (ticket of ui@pve), "none"
-	auth   string
+	auth string
+	// status is PVE's status; raw: the answer comes before any formatter (auth_handler, AnyEvent
+	// checks) as a bare HTTP status with the reason, otherwise the extjs formatter answers
+	// HTTP 200 with success 0, status and message (Formatter/Standard.pm prepare_response_data)
 	status int
+	raw    bool
+	errs   bool // the extjs answer carries the per-parameter errors object
 	reason string
 	check  func(t *testing.T, data any)
 }
@@ -57,7 +62,7 @@ func TestWebUIRequests(t *testing.T) {
 		if form != "" {
 			body = strings.NewReader(form)
 		}
-		req, err := http.NewRequest(method, e.ts.URL+"/api2/json"+path, body)
+		req, err := http.NewRequest(method, e.ts.URL+"/api2/extjs"+path, body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,9 +163,9 @@ func TestWebUIRequests(t *testing.T) {
 				}
 			}},
 		{name: "POST with the cookie and no CSRF token", src: "pve-common src/PVE/Ticket.pm verify_csrf_prevention_token: raise 'Permission denied - invalid csrf token', code HTTP_UNAUTHORIZED",
-			method: "POST", path: "/nodes/pve/qemu/120/status/start", auth: "cookie", status: 401, reason: "Permission denied - invalid csrf token"},
+			method: "POST", path: "/nodes/pve/qemu/120/status/start", auth: "cookie", status: 401, raw: true, reason: "Permission denied - invalid csrf token"},
 		{name: "POST with a forged CSRF token", src: "pve-common src/PVE/Ticket.pm verify_csrf_prevention_token (signature mismatch)",
-			method: "POST", path: "/nodes/pve/qemu/120/status/start", auth: "cookie+badcsrf", status: 401, reason: "Permission denied - invalid csrf token"},
+			method: "POST", path: "/nodes/pve/qemu/120/status/start", auth: "cookie+badcsrf", status: 401, raw: true, reason: "Permission denied - invalid csrf token"},
 		{name: "PUT config as a form", src: "qemu-server API2/Qemu.pm update_vm (sync PUT returns null); AnyEvent.pm reads application/x-www-form-urlencoded bodies",
 			method: "PUT", path: "/nodes/pve/qemu/120/config", form: "description=set+from+the+UI&memory=3072&delete=ostype",
 			auth: "cookie+csrf", status: 200, check: func(t *testing.T, d any) {
@@ -182,11 +187,11 @@ func TestWebUIRequests(t *testing.T) {
 		{name: "other cookies before the ticket", src: "pve-http-server Formatter.pm extract_auth_value: /(?:^|\\s)PVEAuthCookie(?:=| )([^;]*)/",
 			method: "GET", path: "/version", auth: "cookies+csrf", status: 200},
 		{name: "no credentials", src: "pve-manager PVE/HTTPServer.pm auth_handler: die \"No ticket\\n\" if !$ticket",
-			method: "GET", path: "/nodes", auth: "none", status: 401, reason: "No ticket"},
+			method: "GET", path: "/nodes", auth: "none", status: 401, raw: true, reason: "No ticket"},
 		{name: "tampered ticket", src: "pve-manager PVE/HTTPServer.pm auth_handler: verify_ticket fails -> die \"Authentication failed!\\n\"",
-			method: "GET", path: "/nodes", auth: "tampered", status: 401, reason: "Authentication failed!"},
+			method: "GET", path: "/nodes", auth: "tampered", status: 401, raw: true, reason: "Authentication failed!"},
 		{name: "a cookie wins over a valid API token", src: "pve-http-server AnyEvent.pm: 'prefer actual cookie'; the token is read only if no ticket was found",
-			method: "GET", path: "/nodes", auth: "badcookie+token", status: 401, reason: "Authentication failed!"},
+			method: "GET", path: "/nodes", auth: "badcookie+token", status: 401, raw: true, reason: "Authentication failed!"},
 		{name: "API token writes need no CSRF token", src: "pve-manager PVE/HTTPServer.pm auth_handler: CSRF skipped with $api_token",
 			method: "POST", path: "/nodes/pve/qemu/120/status/start", auth: "token", status: 200, check: upidTask("qmstart")},
 		{name: "user without VM.PowerMgmt", src: "qemu-server API2/Qemu.pm vm_stop: check => ['perm', '/vms/{vmid}', ['VM.PowerMgmt']]; pve-common Exception.pm raise_perm_exc: 'Permission check failed ($path, $priv)', HTTP_FORBIDDEN",
@@ -201,21 +206,35 @@ func TestWebUIRequests(t *testing.T) {
 					t.Errorf("permissions %v", m)
 				}
 			}},
-		{name: "DELETE with a form body", src: "pve-http-server AnyEvent.pm: 501 \"Unexpected content for method '$method'\" unless PUT or POST",
-			method: "DELETE", path: "/nodes/pve/qemu/120", form: "purge=1", auth: "cookie+csrf", status: 501, reason: "Unexpected content for method 'DELETE'"},
+		{name: "parameter error in the extjs format", src: "pve-http-server Formatter/Standard.pm prepare_response_data: errors -> success 0; extjs: message + status, HTTP 200",
+			method: "GET", path: "/cluster/nextid?vmid=abc", auth: "cookie", status: 400, reason: "Parameter verification failed.", errs: true},
+		{name: "unknown method in the extjs format", src: "pve-manager PVE/HTTPServer.pm rest_handler: HTTP_NOT_IMPLEMENTED \"Method '$method $rel_uri' not implemented\" (formatted like any handler result)",
+			method: "GET", path: "/nodes/pve/foo", auth: "cookie", status: 501, reason: "Method 'GET /nodes/pve/foo' not implemented"},
 	}
 	for _, r := range rows {
 		res, m := do(r.method, r.path, r.form, headers(r.auth))
 		t.Run(r.name, func(t *testing.T) {
 			t.Logf("source: %s", r.src)
-			if res.StatusCode != r.status {
-				t.Fatalf("status %q, want %d", res.Status, r.status)
-			}
-			if r.status >= 400 {
-				if want := fmt.Sprintf("%d %s", r.status, r.reason); res.Status != want {
-					t.Fatalf("status line %q, want %q", res.Status, want)
+			if r.raw {
+				if want := fmt.Sprintf("%d %s", r.status, r.reason); res.Status != want || m != nil {
+					t.Fatalf("status line %q (body %v), want %q and no body", res.Status, m, want)
 				}
 				return
+			}
+			if res.StatusCode != 200 {
+				t.Fatalf("status %q: the extjs format always answers 200", res.Status)
+			}
+			if r.status >= 400 {
+				if m["success"] != 0.0 || m["status"] != float64(r.status) || m["message"] != r.reason+"\n" {
+					t.Fatalf("extjs error %v, want success 0, status %d, message %q", m, r.status, r.reason)
+				}
+				if _, has := m["errors"].(map[string]any); has != r.errs {
+					t.Fatalf("errors object in %v: %v, want %v", m, has, r.errs)
+				}
+				return
+			}
+			if m["success"] != 1.0 {
+				t.Fatalf("extjs answer %v: success must be 1", m)
 			}
 			if r.check != nil {
 				r.check(t, m["data"])
