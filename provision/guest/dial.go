@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/aimachine/aimachine/provision/internal/encode"
 	"io"
 	"io/fs"
 	"net"
@@ -19,6 +18,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/aimachine/aimachine/provision/internal/encode"
 )
 
 // DefaultKnownHostsFile is where aimachine pins host keys unless Config says otherwise.
