@@ -98,13 +98,19 @@ const execSink = "systemd command-line argument"
 // by the environment ("to pass a literal dollar sign, use $$"). So: s goes in double quotes,
 // \ and " are backslash-escaped, % is doubled, $ is doubled, and control characters are
 // written as C escapes (\n, \t, \xNN). Refused: NUL, invalid UTF-8, and more than an execve
-// argument can hold (MaxArg).
+// argument can hold (MaxArg). A word of letters, digits and -_./:=@,+ only is left bare. Not
+// for argv[0], whose leading -@:+! are prefixes.
 func ExecArg(s string) (string, error) {
 	if err := checkText(execSink, s); err != nil {
 		return "", err
 	}
 	if len(s)+1 > MaxArg {
 		return "", refuse(execSink, "it is %d bytes long; Linux passes at most %d bytes in one argument (MAX_ARG_STRLEN)", len(s), MaxArg-1)
+	}
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@,+", r))
+	}) < 0 {
+		return s, nil // nothing systemd reads specially: the bare word
 	}
 	return `"` + unitEscape(s, true) + `"`, nil
 }
