@@ -50,7 +50,9 @@ func TestHostileValuesThroughEverySink(t *testing.T) {
 			t.Fatalf("%s: a command in the value ran in the guest", v)
 		}
 	}
-	hasControl := func(s string) bool { return strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 }
+	hasControl := func(s string) bool {
+		return strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0
+	}
 	refused := func(t *testing.T, sink string, err error, want bool) bool {
 		t.Helper()
 		var e *encode.Error
@@ -70,7 +72,7 @@ func TestHostileValuesThroughEverySink(t *testing.T) {
 			q, err := encode.Shell(v.S)
 			if !refused(t, "shell word", err, false) {
 				inner := "printf '%s' " + q
-				if got := run(t, "sudo sh -c " + guest.Quote(inner)); got != v.S {
+				if got := run(t, "sudo sh -c "+guest.Quote(inner)); got != v.S {
 					t.Errorf("shell: got %.80q, want %.80q", got, v.S)
 				}
 			}
