@@ -306,10 +306,10 @@ func (h *Host) vllmLoopbackTask() engine.Task {
 func (h *Host) vllmProbe() string {
 	var b strings.Builder
 	for _, addr := range h.vllmAddrs() {
-		fmt.Fprintf(&b, "printf 'health %s %%s\\n' \"$(curl -s -o /dev/null -w '%%{http_code}' --max-time 5 http://%s/health)\"\n", addr, addr)
+		fmt.Fprintf(&b, "printf 'health %%s %%s\\n' %s \"$(curl -s -o /dev/null -w '%%{http_code}' --max-time 5 %s)\"\n", guest.Quote(addr), guest.Quote("http://"+addr+"/health"))
 	}
 	addr := h.vllmAddrs()[0]
-	fmt.Fprintf(&b, "echo '::models'; curl -s --max-time 5 --header @%s http://%s/v1/models; echo\n", vllmAuthHeaderPath, addr)
+	fmt.Fprintf(&b, "echo '::models'; curl -s --max-time 5 --header @%s %s; echo\n", vllmAuthHeaderPath, guest.Quote("http://"+addr+"/v1/models"))
 	b.WriteString("echo '::show'; " + systemctlShow("vllm.service") + "\n")
 	return b.String()
 }
@@ -570,7 +570,7 @@ func parentDir(p string) string {
 
 func (h *Host) ollamaProbe() string {
 	o := h.P.Ollama
-	return "journalctl -u ollama.service -b --no-pager -o cat | grep 'msg=\"inference compute\"' | tail -n 3; echo '::api'; curl -s --max-time 5 http://" + ollamaHost(o) + "/api/version; echo; echo '::show'; " + systemctlShow("ollama.service")
+	return "journalctl -u ollama.service -b --no-pager -o cat | grep 'msg=\"inference compute\"' | tail -n 3; echo '::api'; curl -s --max-time 5 " + guest.Quote("http://"+ollamaHost(o)+"/api/version") + "; echo; echo '::show'; " + systemctlShow("ollama.service")
 }
 
 func parseOllamaProbe(out string) (OllamaCompute, string, unitState) {
