@@ -80,7 +80,7 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 	if !o.InfraOnly {
 		if _, err := guestParams(r.vm, o.Guest); errors.Is(err, ErrGuestValue) {
 			return res, &TaskError{Phase: PhaseGuest, Task: "check the values written into the guest", Err: err,
-				Hint: "fix the catalog value or the API key named above (nothing was changed)"}
+				Hint: "fix the catalog value or the API key named above; nothing was created or changed"}
 		}
 	}
 	// The infrastructure phase ends with the first SSH connection: a failure anywhere in it

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,3 +106,37 @@ func TestDeployWithAHostileAPIKey(t *testing.T) {
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// A key the guest cannot carry intact (a newline would add a variable to vLLM's environment)
+// is refused before the first API call changes anything, and the error never shows it.
+func TestDeployRefusesAnUnrepresentableKeyBeforeCreating(t *testing.T) {
+	s, c := startSim(t)
+	e := s.Info()
+	cat := testCatalog(t, e)
+	vm := &cat.VMs[0]
+	vm.Services.VLLM = &catalog.VLLM{Enabled: true, Model: "Qwen/Qwen2.5-3B-Instruct", APIKeyEnv: "BAD_VLLM_KEY"}
+	cat.ApplyDefaults()
+	key := "sk-secret-part\nVLLM_EXTRA=injected"
+	o := provision.DeployOptions{SSH: sshOptions(t, e), Guest: provision.GuestOptions{ReportDir: t.TempDir(),
+		Getenv: func(k string) string { return map[string]string{"BAD_VLLM_KEY": key}[k] }}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before := s.API().Stats().Mutating
+	res, err := c.Deploy(ctx, cat, vm.Name, o)
+	if res != nil && res.Runner != nil {
+		res.Runner.Close()
+	}
+	var te *provision.TaskError
+	if !errors.As(err, &te) || !errors.Is(err, provision.ErrGuestValue) || te.Task != "check the values written into the guest" {
+		t.Fatalf("want the guest-value refusal, got %v", err)
+	}
+	if strings.Contains(err.Error(), "sk-secret-part") || strings.Contains(err.Error(), "injected") {
+		t.Errorf("the refusal shows the key: %v", err)
+	}
+	if !strings.Contains(err.Error(), "the vLLM API key") {
+		t.Errorf("the refusal does not name the key: %v", err)
+	}
+	if d := s.API().Stats().Mutating - before; d != 0 || res.Created {
+		t.Errorf("%d mutating API calls (created=%v) before refusing", d, res.Created)
+	}
+}

@@ -18,7 +18,7 @@ type Error struct {
 	Reason string // what in the value, and why the sink cannot carry it
 }
 
-func (e *Error) Error() string { return "cannot encode the value as a " + e.Sink + ": " + e.Reason }
+func (e *Error) Error() string { return "cannot write the value into a " + e.Sink + ": " + e.Reason }
 
 func refuse(sink, format string, a ...any) error {
 	return &Error{Sink: sink, Reason: fmt.Sprintf(format, a...)}
@@ -202,7 +202,7 @@ func UnitString(s string) (string, error) {
 	return strings.ReplaceAll(s, "%", "%%"), nil
 }
 
-const envFileSink = "EnvironmentFile= line"
+const envFileSink = "systemd EnvironmentFile= line"
 
 // EnvFileLine is one line of a file read by EnvironmentFile= that sets key to exactly value,
 // ending in "\n". systemd.exec(5) "EnvironmentFile=": "a double-quoted value after the = can
