@@ -76,6 +76,13 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 	if err != nil {
 		return res, err
 	}
+	// A value the guest cannot carry is refused before anything is created.
+	if !o.InfraOnly {
+		if _, err := guestParams(r.vm, o.Guest); errors.Is(err, ErrGuestValue) {
+			return res, &TaskError{Phase: PhaseGuest, Task: "check the values written into the guest", Err: err,
+				Hint: "fix the catalog value or the API key named above; nothing was created or changed"}
+		}
+	}
 	// The infrastructure phase ends with the first SSH connection: a failure anywhere in it
 	// after this run created the VM rolls that VM back (unless KeepOnFailure).
 	err = r.deployInfra(ctx, o, res)

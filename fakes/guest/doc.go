@@ -22,7 +22,8 @@
 // Layout: factory.go (Factory, options, DialGuest), guest.go (lifecycle, boot), sshd.go, memconn.go,
 // shell.go (interpreter glue, sudo, sh), fs.go (virtual FS, users), image.go (the cloud image),
 // system.go (kernel/journal/listeners state), apt.go, nvidia.go, cuda.go, python.go, vllm.go, ollama.go,
-// systemd.go, cloudinit.go, net.go (curl, wget, the few downloads), coreutils.go, textutils.go
+// systemd.go, unitsyntax.go (how systemd 255 reads unit files, command lines, specifiers, Environment=
+// and EnvironmentFile=), cloudinit.go, net.go (curl, wget, the few downloads), coreutils.go, textutils.go
 // (sed, awk), agent.go, faults.go, control.go.
 //
 // Time: every simulated duration (boot 20 s, cloud-init, unattended-upgrades holding the dpkg lock
