@@ -69,6 +69,7 @@ var invalidCases = []struct {
 	{"invalid-gpu-memory-utilization.yaml", "vms[0].services.vllm.gpu_memory_utilization", "29:105", "got 1.5, want a fraction of the VRAM in (0, 1]", 1, schemaRejects},
 	{"invalid-port.yaml", "vms[0].services.ollama.port", "30:37", "got 70000, want a TCP port in 1–65535", 1, schemaRejects},
 	{"invalid-vllm-no-version.yaml", "vms[0].services.vllm.version", "29:7", "is required with vLLM enabled: pin the pip version", 1, schemaRejects},
+	{"invalid-merge-bomb.yaml", "", "3:1", "the catalog expands to more than 100000 YAML values through its aliases and merge keys", 1, schemaNA},
 	{"invalid-same-port.yaml", "vms[0].services.ollama.port", "30:37", "port 8000 is also services.vllm.port", 1, schemaAccepts},
 }
 
