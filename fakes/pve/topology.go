@@ -88,7 +88,7 @@ const (
 	DefaultTokenSecret   = "5b1c7a3e-9d2f-4c1a-8e6b-2f0d9c4a7e11"
 	DefaultGPUID         = "0000:01:00.0"
 	DefaultGPUAudioID    = "0000:01:00.1"
-	DefaultCloudImage    = "local:import/noble-server-cloudimg-amd64.img"
+	DefaultCloudImage    = "local:import/noble-server-cloudimg-amd64.qcow2"
 	DefaultISO           = "local:iso/ubuntu-24.04.3-live-server-amd64.iso"
 	DefaultVendorSnippet = "local:snippets/aimachine-vendor.yaml"
 )
