@@ -147,3 +147,138 @@ func TestRandomlyStaggeredDeploys(t *testing.T) {
 		})
 	}
 }
+
+// TestDeployAndDestroyAtOnce: a deploy and a destroy of the same VM started up to 0.5 s
+// apart, on a fresh host and on a deployed VM. Whatever the order, the outcome is one of the
+// documented ones: the later run is refused naming the earlier one's lease, or it ran after
+// the other had finished. A VM that exists runs and verifies; nothing is half-deleted.
+func TestDeployAndDestroyAtOnce(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, seed>>1))
+	t.Logf("seed %d", seed)
+	for _, existing := range []bool{false, true} {
+		t.Run(map[bool]string{false: "fresh", true: "deployed"}[existing], func(t *testing.T) {
+			h := newHarness(t, hopts{scale: concScale})
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			defer cancel()
+			if existing {
+				if r := h.deploy(ctx); r.code != 0 {
+					t.Fatalf("first deploy:\n%s", r)
+				}
+				// Stopped, so that the re-run has work to do (start, agent) and overlaps.
+				if err := h.s.API().KillQEMU(140); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stagger := time.Duration(rng.IntN(500)) * time.Millisecond
+			var dep, des timedRun
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				dep.start = time.Now()
+				dep.r = h.deploy(ctx)
+				dep.end = time.Now()
+			}()
+			go func() {
+				defer wg.Done()
+				time.Sleep(stagger)
+				des.start = time.Now()
+				des.r = h.cli(ctx, "destroy", "--vm", vmName, "--yes")
+				des.end = time.Now()
+			}()
+			wg.Wait()
+			t.Logf("destroy %s after the deploy: deploy exit %d, destroy exit %d", stagger, dep.r.code, des.r.code)
+			logRun(t, "deploy", dep.r)
+			logRun(t, "destroy", des.r)
+			h.checkClean(t)
+			overlap := dep.start.Before(des.end) && des.start.Before(dep.end)
+			v := h.vm(140)
+			switch {
+			case dep.r.code == 0 && des.r.code != 0:
+				// The destroy was refused: the deploy held the lease.
+				if !holderRe.MatchString(des.r.stderr) {
+					t.Fatalf("destroy failed without naming the lease holder:\n%s", des.r)
+				}
+				if v == nil {
+					t.Fatal("the deploy succeeded, the destroy was refused, and VM 140 is gone")
+				}
+			case dep.r.code != 0 && des.r.code == 0:
+				// The destroy held the lease: the deploy was refused naming it.
+				if !holderRe.MatchString(dep.r.stderr) || !strings.Contains(dep.r.stderr, "run destroy-") {
+					t.Fatalf("deploy failed without naming the destroy's lease:\n%s", dep.r)
+				}
+				if v != nil {
+					t.Fatalf("the destroy succeeded but VM 140 exists: %+v", v)
+				}
+			case dep.r.code == 0 && des.r.code == 0:
+				// No overlap: one ran after the other.
+				// Both succeed only when they did not hold the VM at the same time: the destroy
+				// found nothing yet, or ran entirely before or after the deploy.
+				deleted := strings.Contains(des.r.stdout, "deleted")
+				if overlap && deleted {
+					t.Fatalf("overlapping deploy and destroy both succeeded:\n%s\n---\n%s", dep.r, des.r)
+				}
+				destroyLast := des.start.After(dep.end)
+				if (destroyLast && deleted) != (v == nil) {
+					t.Fatalf("state and outcome disagree: VM %+v, destroy last %v\n%s\n---\n%s", v, destroyLast, dep.r, des.r)
+				}
+			default:
+				t.Fatalf("both failed:\n%s\n---\n%s", dep.r, des.r)
+			}
+			if v != nil {
+				if v.Status != "running" {
+					t.Fatalf("VM 140 is left %s", v.Status)
+				}
+				if r := h.verify(ctx); r.code != 0 {
+					t.Fatalf("verify:\n%s", r)
+				}
+			}
+			// Whatever happened, a deploy now converges.
+			h.converges(t, ctx)
+		})
+	}
+}
+
+// TestTwoCatalogsWantTheSameGPU: VM 140 of one catalog and VM 141 of another pass the same GPU
+// through and deploy at once. Exactly one ends running with the GPU and verifies; the other is
+// refused naming the VM that holds the GPU and leaves nothing behind (its VM rolled back).
+func TestTwoCatalogsWantTheSameGPU(t *testing.T) {
+	h := newHarness(t, hopts{scale: concScale})
+	h.ours[141] = true
+	other := h.writeCatalog("other.yml", func(s string) string {
+		return strings.Replace(s, "id: 140\n    name: vm-llm-aimachine", "id: 141\n    name: vm-llm-other", 1)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var a, b result
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a = h.deploy(ctx) }()
+	go func() { defer wg.Done(); b = h.cli(ctx, "deploy", "--vm", "vm-llm-other", "--catalog", other) }()
+	wg.Wait()
+	if (a.code == 0) == (b.code == 0) {
+		t.Fatalf("want exactly one deploy to get the GPU:\n%s\n---\n%s", a, b)
+	}
+	win, lose, loseID, winID, winName, winCat := a, b, 141, 140, vmName, h.catalog
+	if b.code == 0 {
+		win, lose, loseID, winID, winName, winCat = b, a, 140, 141, "vm-llm-other", other
+	}
+	_ = win
+	if !strings.Contains(lose.stderr, fmt.Sprintf("VMID '%d'", winID)) && !strings.Contains(lose.stderr, fmt.Sprintf("VM %d", winID)) {
+		t.Errorf("the refused deploy does not name VM %d, which holds the GPU:\n%s", winID, lose)
+	}
+	if !strings.Contains(lose.stderr, "hint:") {
+		t.Errorf("the refusal says nothing about what to do:\n%s", lose)
+	}
+	if v := h.vm(loseID); v != nil {
+		t.Errorf("the losing VM %d was left behind: %+v", loseID, v)
+	}
+	if v := h.vm(winID); v == nil || v.Status != "running" {
+		t.Fatalf("the winning VM %d: %+v", winID, v)
+	}
+	if r := h.cli(ctx, "verify", "--vm", winName, "--catalog", winCat); r.code != 0 {
+		t.Fatalf("verify VM %d:\n%s", winID, r)
+	}
+	h.checkClean(t)
+}
