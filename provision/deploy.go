@@ -110,6 +110,12 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 		rbErr := r.rollback(ctx)
 		err = withRollback(err, r.spec.vmid, r.runID, rbErr)
 		res.RolledBack = rbErr == nil
+		if res.RolledBack && r.pinned {
+			// The key pinned for the deleted VM: the next VM at that address has another one.
+			if derr := dropHost(res.SSH.KnownHostsFile, hostOnly(res.SSH.Addr)); derr == nil {
+				r.note(fmt.Sprintf("roll back VM %d", r.spec.vmid), "removed the host key this run pinned for "+hostOnly(res.SSH.Addr)+" from "+res.SSH.KnownHostsFile)
+			}
+		}
 	} else if err != nil && r.created {
 		err = withKept(err, r.spec.vmid)
 	}
@@ -590,6 +596,7 @@ func (r *run) pinHostKey(ctx context.Context, cfg guest.Config, replace bool) er
 			return "", "", te
 		}
 		fp := ssh.FingerprintSHA256(key)
+		r.pinned = r.pinned || changed
 		if !changed {
 			return StatusOK, fp + " already pinned", nil
 		}
