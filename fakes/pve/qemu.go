@@ -250,15 +250,21 @@ func handleCreate(s *Server, c *call) (any, error) {
 	s.mu.Unlock()
 
 	start := c.p.get("start") == "1"
-	upid := s.startTask(node, "qmcreate", itoa(vmid), c.id, func(tc *taskCtx) error {
+	// qemu-server src/PVE/API2/Qemu.pm create_vm: the config (lock: create) is written by
+	// create_and_lock_config before the fork; when the qmcreate worker fails, $createfn frees
+	// every volume it allocated (vdisk_free over $vollist) and the worker unlinks the config
+	// file before it dies. A failed create, also an injected one, leaves nothing behind.
+	cleanup := func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.st.vms[vmid] == v {
+			s.freeVolumes(v)
+			delete(s.st.vms, vmid)
+		}
+	}
+	upid := s.startTaskCleanup(node, "qmcreate", itoa(vmid), c.id, func(tc *taskCtx) error {
 		err := s.createWorker(tc, v)
 		if err != nil {
-			s.mu.Lock()
-			s.freeVolumes(v)
-			if s.st.vms[vmid] == v {
-				delete(s.st.vms, vmid)
-			}
-			s.mu.Unlock()
 			return fmt.Errorf("unable to create VM %d - %v", vmid, err)
 		}
 		s.newGuest(v)
@@ -268,7 +274,7 @@ func handleCreate(s *Server, c *call) (any, error) {
 			}
 		}
 		return nil
-	})
+	}, cleanup)
 	return upid, nil
 }
 
@@ -493,8 +499,8 @@ func (s *Server) checkConfigUpdate(c *call, v *vmState) error {
 	if l := v.conf["lock"]; l != "" && c.p.get("skiplock") != "1" {
 		return errDie("VM is locked (%s)", l)
 	}
-	if d := c.p.get("digest"); d != "" && d != configDigest(v.conf) {
-		return errDie("detected modified configuration - file changed by other user? Try again.")
+	if err := checkDigest(c, v); err != nil {
+		return err
 	}
 	keys := sortedKeys(c.p.vals)
 	for _, k := range keys {
@@ -524,6 +530,17 @@ func (s *Server) checkConfigUpdate(c *call, v *vmState) error {
 		if err := validateSSHKeys(c.p.get("sshkeys")); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkDigest is update_vm_api's compare-and-swap (qemu-server src/PVE/API2/Qemu.pm,
+// $load_and_check_config): "checksum mismatch (file change by other user?)" when the digest
+// sent is not the current config's. PVE runs it before forking and again inside
+// lock_config, so two writers with the same digest cannot both succeed. Called with s.mu held.
+func checkDigest(c *call, v *vmState) error {
+	if d := c.p.get("digest"); d != "" && d != configDigest(v.conf) {
+		return errDie("checksum mismatch (file change by other user?)")
 	}
 	return nil
 }
@@ -630,6 +647,9 @@ func handleConfigPost(s *Server, c *call) (any, error) {
 		defer s.mu.Unlock()
 		if s.st.vms[v.vmid] != v {
 			return errNoConfig(v.node, v.vmid)
+		}
+		if err := checkDigest(c, v); err != nil {
+			return err
 		}
 		if l := v.conf["lock"]; l != "" && c.p.get("skiplock") != "1" {
 			return lockErr(l)
