@@ -18,7 +18,8 @@ var errUnbalanced = errors.New("unbalanced quoting")
 // unitFileLines splits a unit file into logical lines: a line ends at \n, \r, \r\n or NUL
 // (fileio.c read_line_full); a line ending in an odd number of backslashes continues on the
 // next one, the backslash replaced by a space (systemd.syntax(7); conf-parser.c config_parse),
-// and comment lines inside a continuation are skipped (conf-parser.c, since v254).
+// and comment lines inside a continuation are skipped (the "KeyThree=value 3\ / # this line is
+// ignored" example of systemd.syntax(7)).
 func unitFileLines(content string) []string {
 	var raw []string
 	start := 0

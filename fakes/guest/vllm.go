@@ -314,8 +314,15 @@ func vllmHandler(c vllmConfig, pid int) http.Handler {
 	})
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		if c.apiKey != "" && r.Method != http.MethodOptions {
-			auth := r.Header.Get("Authorization")
-			if len(auth) < 7 || !strings.EqualFold(auth[:7], "Bearer ") || auth[7:] != c.apiKey {
+			// vLLM compares the header with "Bearer " + key (vllm/entrypoints/openai/api_server.py,
+			// authentication middleware), and Starlette decodes header values as Latin-1
+			// (starlette/datastructures.py Headers): a non-ASCII key never matches.
+			raw := r.Header.Get("Authorization")
+			auth := make([]rune, len(raw))
+			for i := 0; i < len(raw); i++ {
+				auth[i] = rune(raw[i])
+			}
+			if string(auth) != "Bearer "+c.apiKey {
 				writeJSON(w, 401, map[string]string{"error": "Unauthorized"})
 				return
 			}

@@ -229,6 +229,9 @@ func (p *Params) Validate() error {
 	return errors.Join(errs...)
 }
 
+// MaxAPIKey is the longest API key accepted (bytes).
+const MaxAPIKey = 4096
+
 // ValidateAPIKey says whether a vLLM API key can travel: into the environment file vLLM reads
 // (encode.EnvFileLine), into the Authorization header clients send (encode.HeaderLine), and
 // as printable ASCII — vLLM compares the header Starlette decodes as Latin-1 with
@@ -240,6 +243,9 @@ func ValidateAPIKey(key string) error {
 	}
 	if _, err := encode.HeaderLine("Authorization", "Bearer "+key); err != nil {
 		return err
+	}
+	if len(key) > MaxAPIKey {
+		return fmt.Errorf("it is %d bytes long, more than %d: HTTP servers cap request headers (h11, which uvicorn can serve vLLM with, refuses heads over 16 KiB)", len(key), MaxAPIKey)
 	}
 	for i := 0; i < len(key); i++ {
 		if key[i] > 0x7e {

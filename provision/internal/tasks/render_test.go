@@ -106,3 +106,17 @@ func TestHostileValuesAreEncodedOrRefused(t *testing.T) {
 		}
 	}
 }
+
+// The ollama user gets the models directory and, for /opt/<app>/… or /srv/<app>/…, <app>;
+// never a system or home directory.
+func TestParentDirNeverHandsOutSystemDirectories(t *testing.T) {
+	for in, want := range map[string]string{
+		"/opt/ollama/models": "/opt/ollama", "/srv/llm/models": "/srv/llm", "/opt/models": "/opt/models",
+		"/etc/models": "/etc/models", "/": "/", "/etc": "/etc", "/home/ubuntu/models": "/home/ubuntu/models",
+		"/opt/ollama/models/": "/opt/ollama", "/var/lib/ollama": "/var/lib/ollama", "/opt/a/b/c": "/opt/a/b/c",
+	} {
+		if got := parentDir(in); got != want {
+			t.Errorf("parentDir(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -556,16 +557,17 @@ func (h *Host) ollamaDirTask() engine.Task {
 	}
 }
 
+// parentDir is the directory the ollama user also gets: the parent of the models directory
+// when that parent is an application directory directly under /opt or /srv (the default
+// /opt/ollama/models gives /opt/ollama), else the models directory itself — never a system or
+// home directory (a models_dir of /etc/models must not hand /etc to the ollama user).
 func parentDir(p string) string {
-	i := strings.LastIndex(strings.TrimRight(p, "/"), "/")
-	if i <= 0 {
-		return p
+	p = path.Clean(p)
+	d := path.Dir(p)
+	if top := path.Dir(d); (top == "/opt" || top == "/srv") && d != top {
+		return d
 	}
-	d := p[:i]
-	if d == "/opt" || d == "/usr" || d == "/var" || d == "/srv" || d == "" {
-		return p
-	}
-	return d
+	return p
 }
 
 func (h *Host) ollamaProbe() string {
