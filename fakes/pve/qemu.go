@@ -469,11 +469,12 @@ func (s *Server) checkSkiplock(c *call) error {
 
 // checkConfigUpdate runs update_vm_api's synchronous checks; called with s.mu held.
 func (s *Server) checkConfigUpdate(c *call, v *vmState) error {
+	// qemu-server API2/Qemu.pm $update_vm_api $load_and_check_config: the digest, then the lock
+	if d := c.p.get("digest"); d != "" && d != configDigest(v.conf) {
+		return errDie("checksum mismatch (file change by other user?)")
+	}
 	if l := v.conf["lock"]; l != "" && c.p.get("skiplock") != "1" {
 		return errDie("VM is locked (%s)", l)
-	}
-	if d := c.p.get("digest"); d != "" && d != configDigest(v.conf) {
-		return errDie("detected modified configuration - file changed by other user? Try again.")
 	}
 	keys := sortedKeys(c.p.vals)
 	for _, k := range keys {

@@ -237,8 +237,8 @@ func endpointTable(key string) []row {
 		}},
 		{name: "config PUT", method: "PUT", path: "/nodes/pve/qemu/140/config", json: `{"description":"LLM server","digest":"{digest}"}`, status: 200, body: str(`{"data":null}`)},
 		{name: "config PUT stale digest", method: "PUT", path: "/nodes/pve/qemu/140/config", json: `{"description":"x","digest":"{digest}"}`, status: 500,
-			reason: "detected modified configuration - file changed by other user? Try again.",
-			body:   die("detected modified configuration - file changed by other user? Try again.")},
+			reason: "checksum mismatch (file change by other user?)",
+			body:   die("checksum mismatch (file change by other user?)")},
 		{name: "config POST (async)", method: "POST", path: "/nodes/pve/qemu/140/config", json: `{"tags":"llm"}`, status: 200, taskType: "qmconfig", exit: "OK"},
 		// qemu-server API2/Qemu.pm vm_pending + pve-guest-common GuestHelpers::config_with_pending_array
 		{name: "pending", method: "GET", path: "/nodes/pve/qemu/140/pending", status: 200, check: func(t *testing.T, m map[string]any) {
