@@ -17,8 +17,9 @@ var (
 
 // handleHAResourceRead: GET /cluster/ha/resources/{sid} (pve-ha-manager src/PVE/API2/HA/Resources.pm
 // 'read'): PVE::HA::Config::parse_sid turns a VMID into "vm:N" ("unable to detect SID from VMID -
-// VM/CT N does not exist" when there is none, "unable to parse service id" for anything else),
-// then $api_copy_config dies "no such resource 'vm:N'" for an unconfigured resource.
+// VM/CT N does not exist" when there is none), then $api_copy_config dies "no such resource
+// 'vm:N'" for an unconfigured resource. parse_sid's "unable to parse service id" cannot happen
+// through the API: the sid format (pve_verify_ha_resource_or_vm_id) rejects those values first.
 func handleHAResourceRead(s *Server, c *call) (any, error) {
 	sid := c.vars["sid"]
 	switch {

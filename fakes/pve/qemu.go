@@ -496,11 +496,12 @@ func (s *Server) checkSkiplock(c *call) error {
 
 // checkConfigUpdate runs update_vm_api's synchronous checks; called with s.mu held.
 func (s *Server) checkConfigUpdate(c *call, v *vmState) error {
-	if l := v.conf["lock"]; l != "" && c.p.get("skiplock") != "1" {
-		return errDie("VM is locked (%s)", l)
-	}
+	// qemu-server API2/Qemu.pm $update_vm_api $load_and_check_config: the digest, then the lock
 	if err := checkDigest(c, v); err != nil {
 		return err
+	}
+	if l := v.conf["lock"]; l != "" && c.p.get("skiplock") != "1" {
+		return errDie("VM is locked (%s)", l)
 	}
 	keys := sortedKeys(c.p.vals)
 	for _, k := range keys {

@@ -259,8 +259,10 @@ func endpointTable(key string) []row {
 		// pve-ha-manager API2/HA/Resources.pm read: parse_sid, then $api_copy_config
 		{name: "ha resource (none configured)", method: "GET", path: "/cluster/ha/resources/140", status: 500,
 			reason: "no such resource 'vm:140'", body: die("no such resource 'vm:140'")},
-		{name: "ha resource bad sid", method: "GET", path: "/cluster/ha/resources/x", status: 500,
-			reason: "unable to parse service id 'x'", body: die("unable to parse service id 'x'")},
+		// pve-ha-manager HA/Tools.pm pve_verify_ha_resource_or_vm_id (the sid format) rejects it first;
+		// pve-common JSONSchema.pm check_format prefixes "invalid format - "
+		{name: "ha resource bad sid", method: "GET", path: "/cluster/ha/resources/x", status: 400, reason: "Parameter verification failed.",
+			body: perr(`{"sid":"invalid format - value does not look like a valid ha resource id\n"}`)},
 		// pve-access-control API2/AccessControl.pm permissions; RPCEnvironment get_effective_permissions
 		{name: "permissions", method: "GET", path: "/access/permissions", status: 200, check: func(t *testing.T, m map[string]any) {
 			d := dataOf(t, m).(map[string]any)

@@ -97,6 +97,10 @@ func TestWebUIRequests(t *testing.T) {
 	ticket, csrf := login("root", "pam", DefaultRootPassword)
 	uTicket, uCSRF := login("ui", "pve", "ui-user-pw")
 	tamper := ticket[:len(ticket)-4] + "AAAA"
+	// the edit windows load the config first and send its digest back (proxmox-widget-toolkit
+	// src/window/Edit.js: values.digest = me.digest)
+	_, cfg := do("GET", "/nodes/pve/qemu/120/config", "", http.Header{"Cookie": {"PVEAuthCookie=" + jsEscape(ticket)}})
+	digest, _ := cfg["data"].(map[string]any)["digest"].(string)
 
 	headers := func(auth string) http.Header {
 		h := http.Header{}
@@ -166,13 +170,16 @@ func TestWebUIRequests(t *testing.T) {
 			method: "POST", path: "/nodes/pve/qemu/120/status/start", auth: "cookie", status: 401, raw: true, reason: "Permission denied - invalid csrf token"},
 		{name: "POST with a forged CSRF token", src: "pve-common src/PVE/Ticket.pm verify_csrf_prevention_token (signature mismatch)",
 			method: "POST", path: "/nodes/pve/qemu/120/status/start", auth: "cookie+badcsrf", status: 401, raw: true, reason: "Permission denied - invalid csrf token"},
-		{name: "PUT config as a form", src: "qemu-server API2/Qemu.pm update_vm (sync PUT returns null); AnyEvent.pm reads application/x-www-form-urlencoded bodies",
-			method: "PUT", path: "/nodes/pve/qemu/120/config", form: "description=set+from+the+UI&memory=3072&delete=ostype",
+		{name: "PUT config as a form", src: "proxmox-widget-toolkit src/window/Edit.js: method PUT, params with digest; qemu-server API2/Qemu.pm update_vm (sync PUT returns null)",
+			method: "PUT", path: "/nodes/pve/qemu/120/config", form: "description=set+from+the+UI&memory=3072&delete=ostype&digest=" + digest,
 			auth: "cookie+csrf", status: 200, check: func(t *testing.T, d any) {
 				if d != nil {
 					t.Errorf("data %v, want null", d)
 				}
 			}},
+		{name: "the same digest again is stale", src: "qemu-server API2/Qemu.pm $update_vm_api $load_and_check_config: die \"checksum mismatch (file change by other user?)\\n\" if $digest && $digest ne $conf->{digest}",
+			method: "PUT", path: "/nodes/pve/qemu/120/config", form: "description=again&digest=" + digest, auth: "cookie+csrf", status: 500,
+			reason: "checksum mismatch (file change by other user?)"},
 		{name: "config read back typed", src: "qemu-server API2/Qemu.pm vm_config (memory is a string property: memory-size format)",
 			method: "GET", path: "/nodes/pve/qemu/120/config", auth: "cookie", status: 200, check: func(t *testing.T, d any) {
 				m := d.(map[string]any)
@@ -180,7 +187,7 @@ func TestWebUIRequests(t *testing.T) {
 					t.Errorf("config %v", m)
 				}
 			}},
-		{name: "start with cookie and CSRF", src: "qemu-server API2/Qemu.pm vm_start: returns the worker UPID",
+		{name: "start with cookie and CSRF", src: "manager6 qemu/Config.js vm_command: POST base_url + '/status/' + cmd; qemu-server API2/Qemu.pm vm_start returns the worker UPID",
 			method: "POST", path: "/nodes/pve/qemu/120/status/start", auth: "cookie+csrf", status: 200, check: upidTask("qmstart")},
 		{name: "ticket in the Authorization header", src: "pve-http-server AnyEvent.pm: 'fallback to cookie in Authorization header'",
 			method: "POST", path: "/nodes/pve/qemu/120/status/stop", auth: "header+csrf", status: 200, check: upidTask("qmstop")},

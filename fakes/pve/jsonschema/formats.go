@@ -27,8 +27,10 @@ var verifiers = map[string]verifier{
 	"pve-storage-id": func(v string) error { return parseID(v, "storage") },
 	"pve-bridge-id":  reDie(`^[-_.\w\d]+$`, "invalid bridge ID '%s'"),
 	"pve-vmid":       reDieConst(`^[1-9][0-9]{2,8}$`, "value does not look like a valid VM ID"),
-	"pve-node":       reDieConst(`^([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)$`, "value does not look like a valid node name"),
-	"mac-addr":       reDieConst(`^(?i:[a-f0-9][02468ace](?::[a-f0-9]{2}){5})$`, "value does not look like a valid unicast MAC address"),
+	// pve-ha-manager src/PVE/HA/Tools.pm pve_verify_ha_resource_or_vm_id
+	"pve-ha-resource-or-vm-id": reDieConst(`^([a-z]+:\S+|\d+)$`, "value does not look like a valid ha resource id"),
+	"pve-node":                 reDieConst(`^([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)$`, "value does not look like a valid node name"),
+	"mac-addr":                 reDieConst(`^(?i:[a-f0-9][02468ace](?::[a-f0-9]{2}){5})$`, "value does not look like a valid unicast MAC address"),
 	"ipv4": func(v string) error {
 		if !isIPv4(v) {
 			return die("value does not look like a valid IPv4 address")
