@@ -103,9 +103,16 @@ type Client struct {
 
 // Connect checks the options, builds the API client and makes one read (the version) to
 // prove the endpoint, TLS and credentials work.
+//
+// Credentials travel only over verified TLS: an endpoint that is not https, one that carries
+// user:password@, and Insecure together with a Fingerprint or CAFile are refused before
+// anything is sent.
 func Connect(ctx context.Context, o ConnOptions) (*Client, error) {
 	apiURL, err := apiURL(o.Endpoint)
 	if err != nil {
+		return nil, err
+	}
+	if err := o.checkTLS(); err != nil {
 		return nil, err
 	}
 	if o.Simulator {
@@ -134,13 +141,7 @@ func Connect(ctx context.Context, o ConnOptions) (*Client, error) {
 		_, err = api.Version(ctx)
 	}
 	if err != nil {
-		hint := "check " + EnvEndpoint + " and that pveproxy is reachable"
-		switch {
-		case errors.Is(err, pve.ErrAuth):
-			hint = "check " + EnvAPIToken + " (USER@REALM!ID=SECRET) or " + EnvUsername + "/" + EnvPassword + ", and the user's permissions"
-		case strings.Contains(err.Error(), "certificate") || strings.Contains(err.Error(), "x509") || strings.Contains(err.Error(), "fingerprint"):
-			hint = "set " + EnvCAFile + " (the cluster CA /etc/pve/pve-root-ca.pem) or " + EnvFingerprint + " (the node's ssl_fingerprint); " + EnvInsecure + "=true only in a lab"
-		}
+		hint := connectHint(err, apiURL)
 		return nil, &TaskError{Phase: PhaseInfra, Task: "connect to " + apiURL, Err: err, Hint: hint}
 	}
 	c := NewClient(api, o)
@@ -165,16 +166,96 @@ func NewClient(api pve.API, o ConnOptions) *Client {
 // API exposes the underlying Proxmox API (read-only checks in steps and verify).
 func (c *Client) API() pve.API { return c.api }
 
-// apiURL turns a base URL into the API URL ending in /api2/json.
+// connectHint names the cause of a failed first contact with the API, from the error's
+// class or, for the standard library's network and TLS errors, its text.
+func connectHint(err error, apiURL string) string {
+	host := apiURL
+	if u, perr := url.Parse(apiURL); perr == nil {
+		host = u.Host
+	}
+	msg := err.Error()
+	switch {
+	case errors.Is(err, pve.ErrAuth):
+		return "check " + EnvAPIToken + " (USER@REALM!ID=SECRET) or " + EnvUsername + "/" + EnvPassword + ", and the user's permissions"
+	case strings.Contains(msg, "read CA file"):
+		return EnvCAFile + " names a file that cannot be read: copy the cluster CA from the node (/etc/pve/pve-root-ca.pem) and point " + EnvCAFile + " at the copy, or pin the certificate with " + EnvFingerprint
+	case strings.Contains(msg, "holds no PEM certificate"):
+		return EnvCAFile + " must hold a PEM certificate (-----BEGIN CERTIFICATE-----), e.g. a copy of the node's /etc/pve/pve-root-ca.pem"
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client"), strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return host + " answers plain HTTP, not TLS: pveproxy serves the API with TLS on port 8006, so another service listens on this port; check the port in " + EnvEndpoint
+	case strings.Contains(msg, "does not match the pinned"):
+		return "the node's certificate is not the pinned one: if it was renewed, read the new one with `pvenode cert info` on the node and update " + EnvFingerprint + "; otherwise something intercepts the connection"
+	case strings.Contains(msg, "certificate") || strings.Contains(msg, "x509"):
+		return "the node's certificate is not trusted: set " + EnvCAFile + " (the cluster CA /etc/pve/pve-root-ca.pem) or " + EnvFingerprint + " (the node's ssl_fingerprint); " + EnvInsecure + "=true only in a lab"
+	case strings.Contains(msg, "connection refused"):
+		return "nothing listens at " + host + ": check the host and port in " + EnvEndpoint + " and that pveproxy runs (systemctl status pveproxy)"
+	case strings.Contains(msg, "no such host"):
+		return "the host name in " + EnvEndpoint + " does not resolve: check it, or use the node's address"
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "i/o timeout"):
+		return "no answer from " + host + " in time: check the address, routing and firewall (port 8006)"
+	}
+	return "check " + EnvEndpoint + " and that pveproxy is reachable"
+}
+
+// checkTLS refuses an insecure mode that would override a configured pin or CA: the user
+// asked for verification, and --insecure would silently drop it.
+func (o ConnOptions) checkTLS() error {
+	if !o.Insecure {
+		return nil
+	}
+	var set []string
+	if o.Fingerprint != "" {
+		set = append(set, EnvFingerprint)
+	}
+	if o.CAFile != "" {
+		set = append(set, EnvCAFile)
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	return fmt.Errorf("TLS verification is configured (%s) and insecure mode (--insecure or %s=true) would switch it off: "+
+		"drop --insecure and unset %s to verify the API's certificate, or unset %s to run without verification (lab only)",
+		strings.Join(set, ", "), EnvInsecure, EnvInsecure, strings.Join(set, " and "))
+}
+
+// Warnings are what the caller should print on every run with these options: today, that
+// insecure mode is on.
+func (o ConnOptions) Warnings() []string {
+	if !o.Insecure {
+		return nil
+	}
+	host := "the endpoint"
+	if u, err := url.Parse(o.Endpoint); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	return []string{fmt.Sprintf("TLS verification of the Proxmox API is off (--insecure or %s=true): the API token or password goes to whoever answers at %s; "+
+		"pin the certificate instead with %s (the node's ssl_fingerprint) or %s", EnvInsecure, host, EnvFingerprint, EnvCAFile)}
+}
+
+// apiURL turns a base URL into the API URL ending in /api2/json. Only https is accepted:
+// the token or password goes with every request. The endpoint is never quoted in an error,
+// since it may carry credentials.
 func apiURL(endpoint string) (string, error) {
 	if endpoint == "" {
 		return "", fmt.Errorf("missing environment: %s", EnvEndpoint)
 	}
 	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return "", fmt.Errorf("%s=%q is not a URL like https://pve.example:8006/", EnvEndpoint, endpoint)
+	if err != nil || u.Host == "" || u.Scheme == "" {
+		return "", fmt.Errorf("%s is not a URL like https://pve.example:8006/ (its value is not shown: it may hold credentials)", EnvEndpoint)
 	}
-	u.User = nil
+	if u.User != nil {
+		return "", fmt.Errorf("%s carries credentials (user:password@ before the host), which would be sent and logged with the URL: "+
+			"remove them and set %s, or %s and %s", EnvEndpoint, EnvAPIToken, EnvUsername, EnvPassword)
+	}
+	if !strings.EqualFold(u.Scheme, "https") {
+		hint := "use https://" + u.Host + "/ (pveproxy serves the API with TLS on port 8006)"
+		if strings.EqualFold(u.Scheme, "http") && u.Port() == "8006" {
+			hint = "pveproxy answers only TLS on port 8006: use https://" + u.Host + "/"
+		}
+		return "", fmt.Errorf("%s uses %s://: the API token or password travels only over verified TLS, so nothing was sent (hint: %s)",
+			EnvEndpoint, strings.ToLower(u.Scheme), hint)
+	}
+	u.Scheme = "https"
 	p := strings.TrimRight(u.Path, "/")
 	if !strings.HasSuffix(p, "/api2/json") {
 		p += "/api2/json"

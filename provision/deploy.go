@@ -431,6 +431,11 @@ func (r *run) create(ctx context.Context) error {
 			r.created = true // the POST was accepted: whatever remains is ours to clean up
 			return err
 		}
+		if ctx.Err() != nil {
+			// Interrupted (Ctrl-C, SIGTERM, a deadline) while the POST or its task was under
+			// way: a VM may exist and still be locked by the create task.
+			return r.interruptedCreate(ctx, err)
+		}
 		if !pve.IsTransient(err) {
 			return err
 		}
@@ -457,6 +462,58 @@ func (r *run) create(ctx context.Context) error {
 			return nil
 		})
 	})
+}
+
+// interruptedCreateWait bounds the wait for a create task after an interrupt (the import of
+// a cloud image takes a minute or two on a real host).
+const interruptedCreateWait = 5 * time.Minute
+
+// interruptedCreate runs when ctx ended during CreateVM. On a fresh bounded context it finds
+// out whether the POST created VM s.vmid with this run's marker; if so the VM is this run's
+// (the rollback deletes it) and it waits for the create task to release the VM's lock first,
+// since Proxmox refuses to destroy a VM locked by 'create'. The error says what it found.
+func (r *run) interruptedCreate(parent context.Context, cause error) error {
+	s := r.spec
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), interruptedCreateWait)
+	defer cancel()
+	var cfg pve.Config
+	err := retry.Wait{Description: fmt.Sprintf("look for VM %d after the interrupt", s.vmid), Backoff: r.c.backoff, MaxAttempts: 5,
+		Retryable: transientClass}.Do(ctx, func(ctx context.Context) error {
+		var err error
+		cfg, err = r.c.api.VMConfig(ctx, s.node, s.vmid)
+		return err
+	})
+	switch {
+	case errors.Is(err, pve.ErrNotFound):
+		return fmt.Errorf("interrupted before VM %d was created (nothing was left on node %q): %w", s.vmid, s.node, cause)
+	case err != nil:
+		return fmt.Errorf("interrupted during the create of VM %d, and whether it exists is unknown (%v): %w "+
+			"(hint: check with qm status %d on node %q; if it carries run=%s in its tags or description it is this run's and can be destroyed)",
+			s.vmid, err, cause, s.vmid, s.node, r.runID)
+	case createdByRun(cfg) != r.runID:
+		return fmt.Errorf("interrupted during the create of VM %d; the VM %d on node %q is not this run's, left untouched: %w", s.vmid, s.vmid, s.node, cause)
+	}
+	r.created = true
+	r.note(fmt.Sprintf("create VM %d", s.vmid), fmt.Sprintf("interrupted while the create task ran: waiting for it to end before rolling VM %d back", s.vmid))
+	werr := retry.Wait{Description: fmt.Sprintf("wait for the create task of VM %d to end", s.vmid), Backoff: r.c.backoff,
+		Retryable: retry.Any(retry.Pending, transientClass)}.Do(ctx, func(ctx context.Context) error {
+		cfg, err := r.c.api.VMConfig(ctx, s.node, s.vmid)
+		if errors.Is(err, pve.ErrNotFound) {
+			return nil // the task failed and PVE removed the VM
+		}
+		if err != nil {
+			return err
+		}
+		if cfg["lock"] == "create" {
+			return fmt.Errorf("VM %d is locked (create): %w", s.vmid, retry.ErrNotYet)
+		}
+		return nil
+	})
+	if werr != nil {
+		return fmt.Errorf("interrupted during the create of VM %d; its create task still held the VM after %s (%v), so it may remain locked on node %q: %w "+
+			"(hint: once the task ends, qm destroy %d --purge)", s.vmid, interruptedCreateWait, werr, s.node, cause, s.vmid)
+	}
+	return fmt.Errorf("interrupted during the create of VM %d (its create task has ended): %w", s.vmid, cause)
 }
 
 func transientClass(err error) (string, bool) {

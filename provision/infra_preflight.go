@@ -87,6 +87,9 @@ func (r *run) preflight(ctx context.Context, create, checkGPU bool) error {
 		if !hasStorage(storages, s.node, s.vm.Disk.Storage) {
 			return fail(fmt.Errorf("storage %q does not exist on node %q", s.vm.Disk.Storage, s.node), "fix disk.storage in the catalog (pvesm status lists the node's storages)")
 		}
+		if err := r.storageFits(ctx); err != nil {
+			return err
+		}
 		for _, vol := range []struct{ id, what, hint string }{
 			{s.image, "cloud image", "import it on the node: download noble-server-cloudimg-amd64.img (a qcow2 image) and store it as import/noble-server-cloudimg-amd64.qcow2 on the storage (content 'import' enabled; PVE accepts only .ova, .ovf, .qcow2, .raw and .vmdk there)"},
 			{s.iso, "installer ISO", "upload the ISO to the storage"},
@@ -112,6 +115,45 @@ func (r *run) preflight(ctx context.Context, create, checkGPU bool) error {
 			}
 			return fail(err, hintFor(err, s.vmid))
 		}
+	}
+	return nil
+}
+
+// thinStorage are the storage types whose volumes take space only as they are written, so a
+// disk may be larger than what is free now (pve-storage: LvmThinPlugin; a dir storage's qcow2
+// and raw files are sparse too). Everything else reserves the whole size at allocation.
+var thinStorage = map[string]bool{"lvmthin": true, "dir": true, "nfs": true, "cifs": true, "cephfs": true, "glusterfs": true, "btrfs": true}
+
+// storageFits checks the boot disk against the storage's space (GET
+// /nodes/{node}/storage/{storage}/status, fields total and avail in bytes per the API schema):
+// a disk larger than the whole storage can never be written; on a storage that allocates the
+// whole size, one larger than what is free fails the create after the image copy.
+func (r *run) storageFits(ctx context.Context) error {
+	s := r.spec
+	storage := s.vm.Disk.Storage
+	fail := func(err error, hint string) error {
+		return &TaskError{Phase: PhaseInfra, Task: "preflight: storage", Err: err, Hint: hint}
+	}
+	st, err := r.c.api.StorageStatus(ctx, s.node, storage)
+	if err != nil {
+		return fail(err, apiHint(err))
+	}
+	if st.Total == 0 && st.Avail == 0 {
+		return nil // an inactive storage reports no space; the create says what is wrong
+	}
+	want := uint64(s.vm.Disk.SizeGB) << 30
+	gib := func(b uint64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
+	switch {
+	case want > st.Total:
+		return fail(fmt.Errorf("VM %d wants a %d GiB disk on storage %q, which holds %s in all (%s free) on node %q",
+			s.vmid, s.vm.Disk.SizeGB, storage, gib(st.Total), gib(st.Avail), s.node),
+			fmt.Sprintf("lower disk.size_gb in the catalog to at most %d, or put the disk on a larger storage (pvesm status lists them)", st.Avail>>30))
+	case want > st.Avail && !thinStorage[st.Type]:
+		return fail(fmt.Errorf("VM %d wants a %d GiB disk on storage %q (%s), which has %s free of %s on node %q",
+			s.vmid, s.vm.Disk.SizeGB, storage, st.Type, gib(st.Avail), gib(st.Total), s.node),
+			fmt.Sprintf("free space on %q (remove unused volumes or VMs), lower disk.size_gb in the catalog to at most %d, or pick another storage", storage, st.Avail>>30))
+	case want > st.Avail:
+		r.note("preflight: storage", fmt.Sprintf("the %d GiB disk is larger than the %s free on thin storage %q: it fills as the guest writes", s.vm.Disk.SizeGB, gib(st.Avail), storage))
 	}
 	return nil
 }

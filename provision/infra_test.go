@@ -57,6 +57,8 @@ type envOption func(*envConfig)
 type envConfig struct {
 	topo  fakepve.Topology
 	token bool
+	// timeScale is the fake's time scale (0: tasks end at once).
+	timeScale float64
 }
 
 func withToken() envOption { return func(c *envConfig) { c.token = true } }
@@ -71,7 +73,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		o(&cfg)
 	}
 	guests := newTestGuests()
-	srv := fakepve.New(fakepve.WithTopology(cfg.topo), fakepve.WithAuthDelay(0), fakepve.WithTimeScale(0), fakepve.WithGuestFactory(guests))
+	srv := fakepve.New(fakepve.WithTopology(cfg.topo), fakepve.WithAuthDelay(0), fakepve.WithTimeScale(cfg.timeScale), fakepve.WithGuestFactory(guests))
 	ts := srv.StartTLS()
 	t.Cleanup(ts.Close)
 	cat, err := catalog.LoadValid("testdata/catalog.yml")

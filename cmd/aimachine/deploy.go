@@ -95,6 +95,9 @@ func connect(ctx context.Context, f *infraFlags, stderr io.Writer) (*catalog.Cat
 	if f.insecure {
 		o.Insecure = true
 	}
+	for _, w := range o.Warnings() {
+		fmt.Fprintln(stderr, "warning: "+w)
+	}
 	o.Logger = logger
 	c, err := provision.Connect(ctx, o)
 	return cat, c, logger, err

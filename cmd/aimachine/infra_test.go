@@ -214,3 +214,23 @@ var _ = os.Getenv
 func changing(st fakepve.Stats) int {
 	return st.Mutating - st.ByRoute["PUT /nodes/{node}/qemu/{vmid}/config"]
 }
+
+// --insecure with a pinned fingerprint is refused before anything is sent; insecure mode
+// alone warns on every run.
+func TestInsecureIsRefusedWithAPinAndWarnsWithout(t *testing.T) {
+	srv := fakeHost(t, nil)
+	code, _, errOut := runInfraCLI("plan", "--vm", "vm-llm-aimachine", "--catalog", testCatalog, "--insecure")
+	if code != 1 || !strings.Contains(errOut, "TLS verification is configured (PROXMOX_VE_FINGERPRINT) and insecure mode") {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	if n := srv.Stats().Total; n != 0 {
+		t.Errorf("%d requests reached the API", n)
+	}
+	fakeHost(t, map[string]string{"PROXMOX_VE_FINGERPRINT": "", "PROXMOX_VE_INSECURE": "true"})
+	for i := 0; i < 2; i++ {
+		code, _, errOut = runInfraCLI("plan", "--vm", "vm-llm-aimachine", "--catalog", testCatalog)
+		if code != 0 || !strings.Contains(errOut, "warning: TLS verification of the Proxmox API is off") {
+			t.Fatalf("run %d: exit %d\n%s", i, code, errOut)
+		}
+	}
+}

@@ -132,6 +132,21 @@ func (a *adapter) NodeStatus(ctx context.Context, node string) (*NodeStatus, err
 	return &NodeStatus{Node: node, CPUs: int(raw.CPUInfo.CPUs), MemTotal: uint64(raw.Memory.Total), MemFree: uint64(raw.Memory.Free), Version: raw.PVEVersion}, nil
 }
 
+func (a *adapter) StorageStatus(ctx context.Context, node, storage string) (*StorageStatus, error) {
+	var raw struct {
+		Type   string  `json:"type"`
+		Active flexInt `json:"active"`
+		Total  flexInt `json:"total"`
+		Used   flexInt `json:"used"`
+		Avail  flexInt `json:"avail"`
+	}
+	if err := a.get(ctx, fmt.Sprintf("/nodes/%s/storage/%s/status", url.PathEscape(node), url.PathEscape(storage)), &raw); err != nil {
+		return nil, err
+	}
+	return &StorageStatus{Storage: storage, Type: raw.Type, Active: raw.Active != 0, Total: uint64(max(raw.Total, 0)),
+		Used: uint64(max(raw.Used, 0)), Avail: uint64(max(raw.Avail, 0))}, nil
+}
+
 func (a *adapter) StorageContent(ctx context.Context, node, storage string) ([]Volume, error) {
 	var raw []struct {
 		VolID   string  `json:"volid"`

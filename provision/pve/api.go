@@ -22,6 +22,8 @@ type API interface {
 	NodeStatus(ctx context.Context, node string) (*NodeStatus, error)
 	// StorageContent lists the volumes of a storage on a node.
 	StorageContent(ctx context.Context, node, storage string) ([]Volume, error)
+	// StorageStatus is a storage's type and space on a node (GET /nodes/{node}/storage/{storage}/status).
+	StorageStatus(ctx context.Context, node, storage string) (*StorageStatus, error)
 	// PCIDevices lists a node's PCI functions (no class blacklist).
 	PCIDevices(ctx context.Context, node string) ([]PCIDevice, error)
 	// PCIMappings lists the cluster PCI resource mappings.
@@ -91,6 +93,17 @@ type NodeStatus struct {
 	MemTotal uint64
 	MemFree  uint64
 	Version  string
+}
+
+// StorageStatus is /nodes/{node}/storage/{storage}/status: the API schema documents total,
+// used and avail in bytes, all optional (an inactive storage reports none).
+type StorageStatus struct {
+	Storage string
+	Type    string // dir, lvm, lvmthin, zfspool, nfs, …
+	Active  bool
+	Total   uint64
+	Used    uint64
+	Avail   uint64
 }
 
 // Volume is one storage volume.

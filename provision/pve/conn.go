@@ -68,7 +68,17 @@ func Dial(cfg ConnConfig) (API, error) {
 	}
 	u, err := url.Parse(cfg.URL)
 	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("pve: API URL %q is not an absolute URL", cfg.URL)
+		return nil, errors.New("pve: the API URL is not an absolute URL (not shown: it may hold credentials)")
+	}
+	// Credentials go with every request: only over TLS, and never inside the URL.
+	if u.Scheme != "https" {
+		return nil, fmt.Errorf("pve: the API URL uses %s://, want https:// (credentials travel only over TLS)", u.Scheme)
+	}
+	if u.User != nil {
+		return nil, errors.New("pve: the API URL carries user:password@; pass credentials in the config instead")
+	}
+	if cfg.Insecure && (cfg.Fingerprint != "" || cfg.CAFile != "") {
+		return nil, errors.New("pve: Insecure with a Fingerprint or CAFile: the pin would be ignored")
 	}
 	tlsCfg, err := tlsConfig(cfg)
 	if err != nil {
