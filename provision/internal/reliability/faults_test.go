@@ -87,7 +87,19 @@ func must(err error) func(t *testing.T) {
 	}
 }
 
-var gpu, gpuAudio = pve.DefaultGPUID, pve.DefaultGPUAudioID
+var gpu = pve.DefaultGPUID
+
+// withVLLM turns vLLM on for VM 140 in the test catalog.
+func withVLLM(s string) string {
+	return strings.Replace(s, "    tags: [gpu, llm]\n", `    services:
+      vllm:
+        enabled: true
+        version: "0.28.0"
+        model: Qwen/Qwen2.5-3B-Instruct
+        max_model_len: 8192
+    tags: [gpu, llm]
+`, 1)
+}
 
 // faultMatrix is the table RELIABILITY.md lists, row for row.
 var faultMatrix = []faultRow{
@@ -177,6 +189,10 @@ var faultMatrix = []faultRow{
 		gfault(guest.Fault{Kind: guest.FaultMissingHeaders})(t, h)
 	}, clear: clearGuest, code: 1, msg: []string{"headers"}, state: stateKept},
 	{name: "secure-boot", inject: gfault(guest.Fault{Kind: guest.FaultSecureBoot}), clear: clearGuest, code: 0},
+	{name: "vllm-out-of-memory", inject: func(t *testing.T, h *harness) {
+		h.catalog = h.writeCatalog("vllm.yml", withVLLM)
+		gfault(guest.Fault{Kind: guest.FaultVLLMOOM})(t, h)
+	}, clear: clearGuest, code: 1, msg: []string{"wait for vLLM to serve", "memory"}, hint: true, state: stateKept},
 	{name: "ssh-drop-once", inject: gfault(guest.Fault{Kind: guest.FaultSSHDrop, Pattern: "apt-get", Count: 1}), code: 0},
 
 	// --- the network (toxiproxy in front of the API and the jump host) ---
