@@ -4,6 +4,8 @@ package reliability
 
 import (
 	"context"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -267,5 +269,32 @@ func TestFaultMatrix(t *testing.T) {
 			h.checkClean(t)
 			h.converges(t, ctx)
 		})
+	}
+}
+
+// TestReliabilityDocListsEveryRow: RELIABILITY.md's matrix and faultMatrix name the same rows.
+func TestReliabilityDocListsEveryRow(t *testing.T) {
+	data, err := os.ReadFile("../../../RELIABILITY.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| \\d+ \\|.*\\| `([a-z0-9-]+)` \\|$").FindAllStringSubmatch(string(data), -1) {
+		doc[m[1]] = true
+	}
+	rows := map[string]bool{}
+	for _, r := range faultMatrix {
+		rows[r.name] = true
+		if !doc[r.name] {
+			t.Errorf("row %s is not in RELIABILITY.md", r.name)
+		}
+	}
+	for n := range doc {
+		if !rows[n] {
+			t.Errorf("RELIABILITY.md lists %s, which is not a row of the matrix", n)
+		}
+	}
+	if len(doc) < 30 {
+		t.Errorf("RELIABILITY.md lists %d faults, want at least 30", len(doc))
 	}
 }
