@@ -15,15 +15,15 @@ RANDOM_SEED ?= -1
 REPORTS ?= reports
 CATALOG ?= infrastructure-catalog.yml
 
-.PHONY: help test fuzz vet unit bdd demo deploy-vm-llm-aimachine lint fmt build clean-docker
+.PHONY: help test fuzz reliability vet unit bdd demo deploy-vm-llm-aimachine lint fmt build clean-docker
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
 
-test: vet ## vet + unit tests + every @fake scenario (strict, random order, container target when Docker answers)
+test: vet ## vet + unit tests + the reliability suites + every @fake scenario (strict, random order, container target when Docker answers)
 	@mkdir -p $(REPORTS)
 	GODOG_TAGS='$(TAGS)' GODOG_RANDOM='$(RANDOM_SEED)' AIMACHINE_REPORTS='$(abspath $(REPORTS))' \
-		go test -count=1 -timeout 40m ./...
+		go test -count=1 -timeout 40m -tags reliability ./...
 	$(MAKE) fuzz
 
 # Fuzz targets run briefly in CI, one per command (go test -fuzz takes one target at a time);
@@ -32,8 +32,11 @@ FUZZTIME ?= 10s
 fuzz: ## fuzz the catalog loader and validator for FUZZTIME (no panic, no hang, bounded memory)
 	go test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./catalog
 
-vet: ## go vet every package
-	go vet ./...
+reliability: ## only the reliability suites (fault matrix, crash, concurrency; RELIABILITY.md), about 5 minutes
+	go test -count=1 -timeout 20m -tags reliability ./provision/internal/reliability/
+
+vet: ## go vet every package (with the reliability suites)
+	go vet -tags reliability ./...
 
 bdd: ## the same scenarios through the godog CLI (go tool godog), strict, random order; fails on any skipped step
 	@mkdir -p $(REPORTS)

@@ -207,9 +207,10 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	h.RegisterHostFlags(fs)
 	replace := fs.Bool("replace-host-key", false, "replace a pinned guest host key that differs (the VM was re-created)")
 	infraOnly := fs.Bool("infra-only", false, "stop once the VM runs and its host key is pinned (no SSH, no guest phase)")
+	waits := fs.Duration("timeout", 0, "bound each wait (guest agent, cloud-init, SSH, a PVE config lock) to `DURATION` (default: agent 10m, cloud-init 20m, SSH 5m, lock 5m)")
 	forceUnlock := fs.String("force-unlock", "", "take over the run lease of the crashed run `RUN_ID` (named in the refusal) instead of waiting for it to expire")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: aimachine deploy --vm NAME [--catalog FILE] [--keep-on-failure] [--infra-only] [--replace-host-key] [--force-unlock RUN_ID] [--insecure] [--known-hosts FILE] [--ssh-key FILE] [--jump USER@HOST:PORT] [-v]")
+		fmt.Fprintln(fs.Output(), "Usage: aimachine deploy --vm NAME [--catalog FILE] [--keep-on-failure] [--infra-only] [--replace-host-key] [--force-unlock RUN_ID] [--timeout DURATION] [--insecure] [--known-hosts FILE] [--ssh-key FILE] [--jump USER@HOST:PORT] [-v]")
 		fmt.Fprintln(fs.Output(), "       aimachine deploy --vm NAME --host USER@ADDR[:PORT] [--accept-new-host-key] [--catalog FILE] [--known-hosts FILE] [--ssh-key FILE] [--jump USER@HOST:PORT] [-v]")
 		fmt.Fprintln(fs.Output(), "Converges the VM: preflight, create or minimal change, start, cloud-init, SSH, guest phase. Proxmox access comes from PROXMOX_VE_*.")
 		fmt.Fprintln(fs.Output(), "With --host: only the guest phase, on an already installed Ubuntu 24.04 machine (no Proxmox access).")
@@ -235,8 +236,9 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	rep := &renderer{w: stderr, verbose: f.verbose}
 	res, err := c.Deploy(ctx, cat, f.vm, provision.DeployOptions{
-		Reporter: rep, KeepOnFailure: *keep, InfraOnly: *infraOnly, Lease: provision.LeaseOptions{ForceUnlock: *forceUnlock},
-		SSH:   provision.SSHOptions{KnownHostsFile: h.knownHosts, KeyFile: h.sshKey, Jump: h.jump, ReplaceHostKey: *replace},
+		Reporter: rep, KeepOnFailure: *keep, InfraOnly: *infraOnly, Lease: provision.LeaseOptions{ForceUnlock: *forceUnlock, LockWait: *waits},
+		AgentTimeout: *waits, CloudInitTimeout: *waits,
+		SSH:   provision.SSHOptions{KnownHostsFile: h.knownHosts, KeyFile: h.sshKey, Jump: h.jump, ReplaceHostKey: *replace, Timeout: *waits},
 		Guest: provision.GuestOptions{ReportDir: reportDir},
 	})
 	if err == nil && res != nil && res.GuestPhase {

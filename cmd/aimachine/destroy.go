@@ -23,10 +23,11 @@ func runDestroy(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var f infraFlags
 	f.register(fs)
 	yes := fs.Bool("yes", false, "really delete the VM and its disks")
+	lockWait := fs.Duration("timeout", 0, "bound the wait for a PVE config lock (a create in progress) to `DURATION` (default 5m)")
 	forceUnlock := fs.String("force-unlock", "", "take over the run lease of the crashed run `RUN_ID` (named in the refusal)")
 	knownHosts := fs.String("known-hosts", defaultKnownHosts(), "pinned SSH host keys `FILE` (the VM's line is removed)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: aimachine destroy --vm NAME --yes [--catalog FILE] [--known-hosts FILE] [--force-unlock RUN_ID] [--insecure] [-v]")
+		fmt.Fprintln(fs.Output(), "Usage: aimachine destroy --vm NAME --yes [--catalog FILE] [--known-hosts FILE] [--force-unlock RUN_ID] [--timeout DURATION] [--insecure] [-v]")
 		fmt.Fprintln(fs.Output(), "Stops and deletes the VM with its disks, only if it carries the 'aimachine' tag, and removes its pinned host key. Proxmox access comes from PROXMOX_VE_*.")
 		fs.PrintDefaults()
 	}
@@ -42,7 +43,7 @@ func runDestroy(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return fail(ctx, stderr, err)
 	}
 	rep := &renderer{w: stderr, verbose: f.verbose}
-	res, err := c.Destroy(ctx, cat, f.vm, provision.DestroyOptions{Reporter: rep, KnownHostsFile: *knownHosts, Lease: provision.LeaseOptions{ForceUnlock: *forceUnlock}})
+	res, err := c.Destroy(ctx, cat, f.vm, provision.DestroyOptions{Reporter: rep, KnownHostsFile: *knownHosts, Lease: provision.LeaseOptions{ForceUnlock: *forceUnlock, LockWait: *lockWait}})
 	if err != nil {
 		return rep.fail(ctx, err)
 	}

@@ -60,3 +60,36 @@ func TestConfigDigestCompareAndSwap(t *testing.T) {
 	err = e.root.Post(ctx, path, map[string]any{"description": "third", "digest": digest}, &upid)
 	wantErr(t, "async writer", err, "500 checksum mismatch (file change by other user?)")
 }
+
+// TestConcurrentCreatesOfOneID: of many creates of one vmid at once exactly one is accepted;
+// the others fail at once with "unable to create VM 140 - VM 140 already exists on node 'pve'".
+// Source: qemu-server src/PVE/API2/Qemu.pm create_vm calls
+// PVE::QemuConfig->create_and_lock_config before forking; pve-guest-common
+// src/PVE/AbstractConfig.pm create_and_lock_config runs PVE::Cluster::check_vmid_unused and
+// writes the "lock: create" config inside lock_config_full, so the check and the write are one
+// step.
+func TestConcurrentCreatesOfOneID(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	node, _ := e.root.Node(ctx, "pve")
+	const n = 8
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := node.NewVirtualMachine(ctx, 140, minimalVM("race")...)
+			errs <- err
+		}()
+	}
+	ok := 0
+	for i := 0; i < n; i++ {
+		err := <-errs
+		if err == nil {
+			ok++
+			continue
+		}
+		wantErr(t, "losing create", err, "500 unable to create VM 140 - VM 140 already exists on node 'pve'")
+	}
+	if ok != 1 {
+		t.Fatalf("%d creates accepted, want 1", ok)
+	}
+}
