@@ -30,6 +30,9 @@ type GuestOptions struct {
 	User string
 	// Waits (zero = defaults: apt lock 10m, service readiness 20m, reboot 10m, first poll 2s).
 	AptLockTimeout, ReadyTimeout, RebootTimeout, PollInterval time.Duration
+	// Heartbeat is the interval of "still running" events for a long task (0 =
+	// DefaultHeartbeat, < 0 = none).
+	Heartbeat time.Duration
 }
 
 // ErrMissingAPIKey is returned when the catalog names an API key variable that is not set.
@@ -164,6 +167,8 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 	if rep == nil {
 		rep = Discard
 	}
+	rep, stopBeats := withHeartbeat(rep, opts.Heartbeat)
+	defer stopBeats()
 	p, err := guestParams(vm, opts)
 	if err != nil {
 		return sum, &TaskError{Phase: PhaseGuest, Task: "read the vLLM API key", Err: err}

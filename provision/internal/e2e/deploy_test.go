@@ -170,6 +170,7 @@ func TestSSHAuthFailureAfterCreateRollsBack(t *testing.T) {
 			o := provision.DeployOptions{SSH: sshOptions(t, e), KeepOnFailure: keep, AgentTimeout: 20 * time.Second, CloudInitTimeout: 20 * time.Second}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
+			khBefore, _ := os.ReadFile(o.SSH.KnownHostsFile)
 			res, err := c.Deploy(ctx, cat, "vm-llm-aimachine", o)
 			var te *provision.TaskError
 			if err == nil || !errors.As(err, &te) {
@@ -188,6 +189,15 @@ func TestSSHAuthFailureAfterCreateRollsBack(t *testing.T) {
 			}
 			if !errors.Is(cerr, pve.ErrNotFound) || !res.RolledBack || !strings.Contains(err.Error(), "rolled back") {
 				t.Fatalf("VM 140 must be gone after the rollback: config err=%v rolledBack=%v: %v", cerr, res.RolledBack, err)
+			}
+			// The rollback took back the host key it pinned: known_hosts is byte for byte as before.
+			if khAfter, _ := os.ReadFile(o.SSH.KnownHostsFile); string(khAfter) != string(khBefore) {
+				t.Fatalf("known_hosts after the rollback:\n%s\nwant as before:\n%s", khAfter, khBefore)
+			}
+			// The next deploy with the right key pins the new VM's key without --replace-host-key.
+			o.InfraOnly = true
+			if _, err := c.Deploy(ctx, testCatalog(t, e), "vm-llm-aimachine", o); err != nil {
+				t.Fatalf("deploy with the right key after the rollback: %v", err)
 			}
 		})
 	}
