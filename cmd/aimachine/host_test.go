@@ -28,7 +28,7 @@ func TestHostDeployHostKeyAndFailure(t *testing.T) {
 	t.Chdir(t.TempDir()) // the log bundle goes to ./reports
 	h := hostFlags{host: "root@" + addr, sshKey: keyFile, knownHosts: kh}
 	var out, errb bytes.Buffer
-	if code := runHostDeploy(context.Background(), cat, "vm-llm-aimachine", h, &out, &errb); code != 1 {
+	if code := runHostDeploy(context.Background(), cat, "vm-llm-aimachine", h, "reports", &out, &errb); code != 1 {
 		t.Fatalf("exit %d", code)
 	}
 	if !strings.Contains(errb.String(), "host key") || !strings.Contains(errb.String(), "--accept-new-host-key") {
@@ -40,7 +40,7 @@ func TestHostDeployHostKeyAndFailure(t *testing.T) {
 
 	h.acceptNew = true
 	errb.Reset()
-	code := runHostDeploy(context.Background(), cat, "vm-llm-aimachine", h, &out, &errb)
+	code := runHostDeploy(context.Background(), cat, "vm-llm-aimachine", h, "reports", &out, &errb)
 	pinned, _ := os.ReadFile(kh)
 	if !strings.Contains(string(pinned), "ssh-ed25519") {
 		t.Fatalf("key not pinned: %q", pinned)
