@@ -295,17 +295,17 @@ func proveGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts GuestO
 
 // VerifyCheck is one named proof with its evidence.
 type VerifyCheck struct {
-	Name     string
-	Pass     bool
-	Evidence string
+	Name     string `json:"name"`
+	Pass     bool   `json:"pass"`
+	Evidence string `json:"evidence"`
 }
 
 // VerifyReport is the result of VerifyGuest: every check, pass or fail.
 type VerifyReport struct {
-	VM     string
-	Checks []VerifyCheck
+	VM     string        `json:"vm"`
+	Checks []VerifyCheck `json:"checks"`
 	// Sessions is how many SSH exec sessions the verification used.
-	Sessions int
+	Sessions int `json:"sessions"`
 }
 
 // OK reports whether every check passed (and there was at least one).
