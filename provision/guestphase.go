@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,6 +180,14 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 		secrets = append(secrets, p.VLLM.APIKey)
 	}
 	rr := guest.WithTranscript(r, tr.add, secrets...)
+	if b, ok := rep.(*beatReporter); ok {
+		rr = &watchedRunner{Runner: rr, note: func(cmd string) {
+			if cmd != "" {
+				cmd = commandLine(guest.RedactAll(cmd, secrets))
+			}
+			b.running(PhaseGuest, cmd)
+		}}
+	}
 	p.Progress = func(task, msg string) {
 		rep.Report(Event{Phase: PhaseGuest, Task: task, Message: guest.RedactAll(msg, secrets)})
 	}
@@ -381,4 +390,22 @@ func VerifyGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts Guest
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
+}
+
+// watchedRunner tells the heartbeats which command runs now.
+type watchedRunner struct {
+	guest.Runner
+	note func(cmd string)
+}
+
+func (w *watchedRunner) Run(ctx context.Context, cmd string) (guest.Result, error) {
+	w.note(cmd)
+	defer w.note("")
+	return w.Runner.Run(ctx, cmd)
+}
+
+func (w *watchedRunner) Put(ctx context.Context, path string, mode fs.FileMode, data []byte) error {
+	w.note("put " + path)
+	defer w.note("")
+	return w.Runner.Put(ctx, path, mode, data)
 }

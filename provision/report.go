@@ -3,6 +3,7 @@
 package provision
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +45,9 @@ type beatReporter struct {
 	next Reporter
 	t    *heartbeat.Ticker
 	open map[string]Event // the start event of each open task, by key
+	// doing is the command running now, by phase ("" when none): what a heartbeat waits for
+	// when the task gave no progress note of its own.
+	doing map[string]string
 }
 
 // withHeartbeat wraps rep (every 0 = DefaultHeartbeat, < 0 = no heartbeats); stop ends the
@@ -55,7 +59,7 @@ func withHeartbeat(rep Reporter, every time.Duration) (Reporter, func()) {
 	if every == 0 {
 		every = DefaultHeartbeat
 	}
-	b := &beatReporter{next: rep, open: map[string]Event{}}
+	b := &beatReporter{next: rep, open: map[string]Event{}, doing: map[string]string{}}
 	b.t = heartbeat.Start(every, func(hb heartbeat.Beat) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -63,7 +67,17 @@ func withHeartbeat(rep Reporter, every time.Duration) (Reporter, func()) {
 		if !ok {
 			return
 		}
-		b.next.Report(Event{Phase: start.Phase, Task: start.Task, Message: hb.Waiting, Elapsed: hb.Elapsed, Limit: hb.Limit, Heartbeat: true})
+		msg := hb.Waiting
+		if d := b.doing[start.Phase]; d != "" {
+			if msg != "" {
+				msg += "; "
+			}
+			msg += "now running " + d
+		}
+		if msg == "" {
+			msg = "no progress note yet; waiting for " + waitsOn(start.Phase)
+		}
+		b.next.Report(Event{Phase: start.Phase, Task: start.Task, Message: msg, Elapsed: hb.Elapsed, Limit: hb.Limit, Heartbeat: true})
 	})
 	return b, b.t.Stop
 }
@@ -150,3 +164,33 @@ func (e *TaskError) Error() string {
 }
 
 func (e *TaskError) Unwrap() error { return e.Err }
+
+// running records the command a phase is running now ("" when it finished).
+func (b *beatReporter) running(phase, cmd string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.doing[phase] = cmd
+}
+
+// commandLine is the first line of a command, shortened, for a heartbeat.
+func commandLine(cmd string) string {
+	line, _, more := strings.Cut(strings.TrimSpace(cmd), "\n")
+	if r := []rune(line); len(r) > 80 {
+		line, more = string(r[:80]), true
+	}
+	if more {
+		line += " …"
+	}
+	return "`" + line + "`"
+}
+
+// waitsOn is what a task of phase waits on when it says nothing more precise.
+func waitsOn(phase string) string {
+	switch phase {
+	case PhaseInfra:
+		return "the Proxmox VE API and its task"
+	case PhaseGuest:
+		return "commands on the guest over SSH"
+	}
+	return "the task to finish"
+}

@@ -16,18 +16,25 @@ import (
 )
 
 // style is how status lines look: colour only on a terminal, and never with NO_COLOR set
-// (https://no-color.org) or TERM=dumb.
+// or TERM=dumb.
 type style struct{ color bool }
 
 func styleFor(w io.Writer) style {
 	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return style{}
+	return style{color: ok && colorAllowed(term.IsTerminal(int(f.Fd())), os.LookupEnv)}
+}
+
+// colorAllowed: a terminal, no NO_COLOR (present and not empty, whatever its value:
+// https://no-color.org), and a TERM other than dumb.
+func colorAllowed(terminal bool, lookup func(string) (string, bool)) bool {
+	if !terminal {
+		return false
 	}
-	if _, set := os.LookupEnv("NO_COLOR"); set || getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
-		return style{}
+	if v, _ := lookup("NO_COLOR"); v != "" {
+		return false
 	}
-	return style{color: true}
+	t, _ := lookup("TERM")
+	return t != "dumb"
 }
 
 func (s style) paint(code, text string) string {
