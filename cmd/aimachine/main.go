@@ -107,7 +107,7 @@ func usageLine(root, cmd *cobra.Command, args []string, err error) string {
 	}
 	// -vm where --vm is meant: GNU long flags take two dashes.
 	for _, a := range args {
-		if len(a) > 2 && a[0] == '-' && a[1] != '-' && strings.Contains(msg, "in "+a) {
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' && strings.Contains(msg, "unknown shorthand flag") {
 			name, _, _ := strings.Cut(a[1:], "=")
 			if cmd.Flags().Lookup(name) != nil {
 				hint = "long flags take two dashes: --" + a[1:]

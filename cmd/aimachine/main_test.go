@@ -110,6 +110,7 @@ func TestUsageErrorsAreOneLineWithAHint(t *testing.T) {
 		{[]string{"plan", "a", "b"}, `aimachine plan: unexpected arguments ["b"]`},
 		{[]string{"plan", "a", "--vm", "b"}, `aimachine plan: VM "a" given twice`},
 		{[]string{"verify", "-vm", "x"}, "aimachine verify: unknown shorthand flag: 'v' in -vm (hint: long flags take two dashes: --vm)"},
+		{[]string{"deploy", "-vm", "x"}, "aimachine deploy: unknown shorthand flag: 'm' in -m (hint: long flags take two dashes: --vm)"}, // -v is --verbose
 		{[]string{"version", "extra"}, `aimachine version: unknown command "extra"`},
 		{[]string{"catalog"}, "aimachine catalog: a subcommand is required: validate or schema"},
 	} {

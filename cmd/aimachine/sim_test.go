@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/aimachine/aimachine/docs/schema"
 	"github.com/aimachine/aimachine/fakes/sim"
+	"github.com/aimachine/aimachine/provision"
 )
 
 // onSimulator starts the in-process simulator (instant time) and points the CLI's environment
@@ -137,6 +139,22 @@ func TestPlanDeployVerifyDestroyOnTheSimulator(t *testing.T) {
 		t.Fatalf("plan --json after the deploy: exit %d\n%s", code, out)
 	}
 
+	// Drift in the guest: plan names the task deploy would apply, and is read-only — a second
+	// plan still sees the drift; deploy repairs it and plan is back to 0.
+	guestRun(t, vm, "sudo rm -f /etc/modules-load.d/nvidia-uvm.conf")
+	for range 2 {
+		code, out, errOut = runArgs("plan", vm, "--detailed-exitcode")
+		if code != 2 || !strings.Contains(out, "~ load nvidia_uvm at boot: not in place") || !strings.Contains(out, "1 to change (infrastructure 0, guest 1)") {
+			t.Fatalf("plan after guest drift: exit %d, want 2\n%s\n%s", code, out, errOut)
+		}
+	}
+	if code, _, errOut = runArgs("deploy", vm); code != 0 || !strings.Contains(errOut, "✓ load nvidia_uvm at boot [changed]") || !strings.Contains(errOut, "1 changed, ") {
+		t.Fatalf("deploy after guest drift: exit %d\n%s", code, errOut)
+	}
+	if code, out, _ = runArgs("plan", vm, "--detailed-exitcode"); code != 0 {
+		t.Fatalf("plan after the repair: exit %d\n%s", code, out)
+	}
+
 	code, out, errOut = runArgs("verify", vm, "--json")
 	v := mustMatch(t, "verify.schema.json", []byte(out))
 	if code != 0 || v["ok"] != true || len(v["checks"].([]any)) < 10 {
@@ -170,5 +188,25 @@ func TestDeployJSONFailureEndsWithTheError(t *testing.T) {
 	res := mustMatch(t, "deploy-result.schema.json", []byte(last))
 	if res["ok"] != false || !strings.Contains(res["error"].(map[string]any)["message"].(string), "no-such-vm") {
 		t.Fatalf("result %s", last)
+	}
+}
+
+// guestRun runs cmd on the catalog VM over SSH, as the CLI reaches it.
+func guestRun(t *testing.T, vm, cmd string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := infraFlags{catalog: catalogDefault()}
+	cat, c, _, err := connect(ctx, &f, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.ConnectGuest(ctx, cat, vm, provision.SSHOptions{KnownHostsFile: getenv(envKnownHosts), KeyFile: getenv(envSSHKey), Jump: getenv(envJumpHost)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Run(ctx, cmd); err != nil {
+		t.Fatalf("%s: %v", cmd, err)
 	}
 }
