@@ -181,6 +181,7 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 	}
 	rr := guest.WithTranscript(r, tr.add, secrets...)
 	if b, ok := rep.(*beatReporter); ok {
+		p.Waiting = func(task string, limit time.Duration) { b.limit(PhaseGuest, task, limit) }
 		rr = &watchedRunner{Runner: rr, note: func(cmd string) {
 			if cmd != "" {
 				cmd = commandLine(guest.RedactAll(cmd, secrets))

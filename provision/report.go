@@ -194,3 +194,8 @@ func waitsOn(phase string) string {
 	}
 	return "the task to finish"
 }
+
+// limit sets the bound of an open task's wait (a guest task that starts or ends polling).
+func (b *beatReporter) limit(phase, task string, limit time.Duration) {
+	b.t.SetLimit(phase+"\x00"+task, limit)
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,4 +53,15 @@ func parseFlags(fs *flag.FlagSet, args []string, f *infraFlags, stderr io.Writer
 		return 2, false
 	}
 	return 0, true
+}
+
+// reportDir is where registered verbs write their reports (the native verbs take --reports,
+// default $AIMACHINE_REPORTS, else "reports"); a variable so tests can move it.
+var reportDir = "reports"
+
+// usage prints the command list with the environment (what `aimachine help` prints).
+func usage(w io.Writer) {
+	root := newRoot(&app{ctx: context.Background(), stdout: w, stderr: w})
+	root.SetOut(w)
+	_ = root.Help()
 }

@@ -310,7 +310,7 @@ func TestLongGuestTasksReportHeartbeats(t *testing.T) {
 	defer mu.Unlock()
 	open := map[string]bool{}
 	beats := map[string]int{}
-	commandNamed, limitNamed := false, false
+	commandNamed, limitNamed, guestLimit := false, false, false
 	for _, ev := range events {
 		key := ev.Phase + ": " + ev.Task
 		switch {
@@ -318,6 +318,7 @@ func TestLongGuestTasksReportHeartbeats(t *testing.T) {
 			if !open[key] {
 				t.Errorf("heartbeat of %q outside its run", key)
 			}
+			guestLimit = guestLimit || (ev.Phase == provision.PhaseGuest && ev.Limit > 0)
 			if ev.Elapsed < every || ev.Message == "" {
 				t.Errorf("heartbeat %+v: want elapsed ≥ %s and what it waits for", ev, every)
 			}
@@ -339,6 +340,9 @@ func TestLongGuestTasksReportHeartbeats(t *testing.T) {
 	}
 	if guestBeats == 0 {
 		t.Fatalf("no heartbeat from a guest task (time scale %g, interval %s)", scale, every)
+	}
+	if !guestLimit {
+		t.Error("no guest heartbeat carries the bound of its wait (the apt lock wait: 10m)")
 	}
 	if !commandNamed {
 		t.Error("no guest heartbeat names the command it waits for")

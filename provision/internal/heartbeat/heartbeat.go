@@ -87,6 +87,15 @@ func (t *Ticker) Started(key string, limit time.Duration) {
 	t.open[key] = &open{start: now, last: now, limit: limit}
 }
 
+// SetLimit sets the bound of an open task (0: none).
+func (t *Ticker) SetLimit(key string, limit time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if o, ok := t.open[key]; ok {
+		o.limit = limit
+	}
+}
+
 // IsOpen reports whether key is a running task.
 func (t *Ticker) IsOpen(key string) bool {
 	t.mu.Lock()
