@@ -81,7 +81,11 @@ func runDeploy(ctx context.Context, f *deployFlags, stdout, stderr io.Writer) in
 		return 2
 	case h.host != "":
 		h.verbose = f.verbose
-		return runHostDeploy(ctx, f.catalog, f.vm, h, f.reports, stdout, stderr)
+		var js *jsonStream
+		if f.json {
+			js = newJSONStream(stdout)
+		}
+		return runHostDeployJSON(ctx, f.catalog, f.vm, h, f.reports, js, stdout, stderr)
 	}
 	start := time.Now()
 	rep := &renderer{w: stderr, verbose: f.verbose, style: styleFor(stderr)}

@@ -81,6 +81,21 @@ func TestDeployHostFlagRunsOnlyTheGuestPhase(t *testing.T) {
 	cat, _ := filepath.Abs("../../infrastructure-catalog.yml")
 	t.Chdir(t.TempDir())
 
+	// --json first: events, then a failed result carrying the task's error, against the schemas.
+	var jout, jerr bytes.Buffer
+	if code := run(context.Background(), []string{"deploy", "vm-llm-aimachine", "--catalog", cat, "--json",
+		"--host", "ubuntu@192.168.0.140", "--accept-new-host-key", "--ssh-key", keyFile, "--known-hosts", kh,
+		"--jump", "root@" + jumpAddr}, &jout, &jerr); code != 1 {
+		t.Fatalf("deploy --host --json: exit %d\n%s", code, jerr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(jout.String()), "\n")
+	for _, l := range lines[:len(lines)-1] {
+		mustMatch(t, "deploy-event.schema.json", []byte(l))
+	}
+	if res := mustMatch(t, "deploy-result.schema.json", []byte(lines[len(lines)-1])); res["ok"] != false || res["guest_phase"] != true {
+		t.Fatalf("result %s", lines[len(lines)-1])
+	}
+
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"deploy", "--vm", "vm-llm-aimachine", "--catalog", cat,
 		"--host", "ubuntu@192.168.0.140", "--accept-new-host-key", "--ssh-key", keyFile, "--known-hosts", kh,
