@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -152,6 +153,8 @@ func newRoot(a *app) *cobra.Command {
 	}
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
+	root.Version = readVersion(debug.ReadBuildInfo).String() // --version, as `aimachine version`
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	root.SetUsageTemplate(root.UsageTemplate() + envHelp())
 	native := []*cobra.Command{
@@ -189,7 +192,7 @@ func legacyCommand(a *app, c command) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.SetHelpFunc(func(cmd *cobra.Command, _ []string) { c.run(cmd.Context(), []string{"-h"}, a.stdout, a.stderr) })
+	cmd.SetHelpFunc(func(*cobra.Command, []string) { c.run(a.ctx, []string{"-h"}, a.stdout, a.stderr) })
 	return cmd
 }
 

@@ -154,6 +154,9 @@ func TestVersionNamesModuleAndCommit(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "aimachine ") || !strings.Contains(out, "commit") {
 		t.Errorf("version: exit %d, %q", code, out)
 	}
+	if code, out2, _ := runArgs("--version"); code != 0 || out2 != out {
+		t.Errorf("--version: exit %d, %q; want the version line %q", code, out2, out)
+	}
 }
 
 // Completion scripts for bash, zsh and fish come from cobra and name the binary.
