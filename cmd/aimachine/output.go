@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -102,6 +103,8 @@ func (r *renderer) Report(e provision.Event) {
 	}
 }
 
+var soFar = regexp.MustCompile(`, [0-9hms.]+ so far`)
+
 // heartbeatText is "still running: 40s of at most 10m0s; waiting for …".
 func heartbeatText(e provision.Event) string {
 	s := "still running: " + e.Elapsed.Round(time.Second).String()
@@ -109,7 +112,8 @@ func heartbeatText(e provision.Event) string {
 		s += " of at most " + e.Limit.String()
 	}
 	if e.Message != "" {
-		s += "; " + e.Message
+		// The note's own "(…, 6s so far)" is older than the heartbeat's elapsed time.
+		s += "; " + soFar.ReplaceAllString(e.Message, "")
 	} else {
 		s += "; no progress reported yet"
 	}
