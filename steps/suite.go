@@ -152,6 +152,7 @@ func register(sc *godog.ScenarioContext) *World {
 	w.registerGPUSteps(sc)
 	w.registerServiceSteps(sc)
 	w.registerFailureSteps(sc)
+	w.registerOperatorSteps(sc)
 	return w
 }
 
