@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aimachine/aimachine/catalog"
 	"github.com/aimachine/aimachine/provision/pve"
@@ -14,6 +15,9 @@ type DestroyOptions struct {
 	// KnownHostsFile is where the guest's pinned host key is removed from (default
 	// DefaultKnownHostsFile()); the re-created VM will have a new key.
 	KnownHostsFile string
+	// Heartbeat is the interval of "still running" events for a long task (0 =
+	// DefaultHeartbeat, < 0 = none).
+	Heartbeat time.Duration
 }
 
 // DestroyResult says what Destroy did.
@@ -34,6 +38,9 @@ func (c *Client) Destroy(ctx context.Context, cat *catalog.Catalog, vmName strin
 	s := r.spec
 	res := &DestroyResult{VMID: s.vmid, Node: s.node}
 	task := fmt.Sprintf("destroy VM %d", s.vmid)
+	var stopBeats func()
+	r.rep, stopBeats = withHeartbeat(r.rep, o.Heartbeat)
+	defer stopBeats()
 	st, err := r.inspect(ctx)
 	if err != nil {
 		return res, err
