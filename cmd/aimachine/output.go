@@ -97,6 +97,8 @@ func (r *renderer) Report(e provision.Event) {
 	default:
 		if e.Message != "" {
 			fmt.Fprintf(r.w, "  … %s%s\n", e.Task, msg)
+		} else if e.Limit > 0 { // a bounded wait starts: say its bound
+			fmt.Fprintf(r.w, "  … %s (at most %s)\n", e.Task, e.Limit)
 		} else if r.verbose {
 			fmt.Fprintf(r.w, "  … %s\n", e.Task)
 		}

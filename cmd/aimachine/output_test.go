@@ -14,11 +14,13 @@ import (
 func TestRendererLines(t *testing.T) {
 	var b bytes.Buffer
 	r := &renderer{w: &b, style: styleFor(&b)}
+	r.Report(provision.Event{Phase: provision.PhaseInfra, Task: "wait for cloud-init in VM 140", Limit: 20 * time.Minute})
 	r.Report(provision.Event{Phase: provision.PhaseGuest, Task: "install the NVIDIA open driver", Heartbeat: true, Elapsed: 40 * time.Second, Limit: 10 * time.Minute, Message: "now running `apt-get install …`"})
 	r.Report(provision.Event{Phase: provision.PhaseGuest, Task: "install the NVIDIA open driver", Status: provision.StatusChanged, Elapsed: 95 * time.Second})
 	r.Report(provision.Event{Phase: provision.PhaseGuest, Task: "install vLLM", Status: provision.StatusSkipped, Message: "disabled"})
 	r.Report(provision.Event{Phase: provision.PhaseGuest, Task: "wait for vLLM", Heartbeat: true, Elapsed: 12 * time.Second, Limit: 20 * time.Minute, Message: "waiting for vLLM /health 200 (unit active/running, restarts 0, 6s so far)"})
-	want := "  … install the NVIDIA open driver: still running: 40s of at most 10m0s; now running `apt-get install …`\n" +
+	want := "  … wait for cloud-init in VM 140 (at most 20m0s)\n" +
+		"  … install the NVIDIA open driver: still running: 40s of at most 10m0s; now running `apt-get install …`\n" +
 		"✓ install the NVIDIA open driver [changed] (1m35s)\n" +
 		"↷ install vLLM: disabled\n" +
 		"  … wait for vLLM: still running: 12s of at most 20m0s; waiting for vLLM /health 200 (unit active/running, restarts 0)\n"
