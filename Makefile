@@ -14,8 +14,12 @@ TAGS ?= @fake && ~@wip
 RANDOM_SEED ?= -1
 REPORTS ?= reports
 CATALOG ?= infrastructure-catalog.yml
+# `aimachine version` names the commit even where Go stamps no VCS information (a git worktree,
+# -buildvcs=false): -dirty marks uncommitted changes.
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+LDFLAGS := -X main.commit=$(COMMIT)
 
-.PHONY: help test fuzz reliability vet unit bdd demo deploy-vm-llm-aimachine lint fmt build clean-docker
+.PHONY: help test fuzz reliability vet unit bdd demo sim deploy-vm-llm-aimachine lint fmt build clean clean-docker
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
@@ -46,8 +50,16 @@ bdd: ## the same scenarios through the godog CLI (go tool godog), strict, random
 
 demo: ## deploy VM 140 against the simulator (Docker if present, else in-process), then verify it
 	@mkdir -p bin $(REPORTS)
-	go build -o bin/ ./cmd/aimachine
-	go run ./scripts/demo bin/aimachine $(CATALOG)
+	@echo "… building bin/aimachine and bin/demo (the first build compiles every dependency: a minute or two)"
+	@go build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/aimachine ./scripts/demo
+	@echo "✓ built $$(bin/aimachine version)"
+	bin/demo bin/aimachine $(CATALOG)
+
+sim: ## run the simulator in the foreground and print the two lines that point another shell at it
+	@mkdir -p bin
+	@echo "… building bin/aimachine and bin/demo (the first build compiles every dependency: a minute or two)"
+	@go build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/aimachine ./scripts/demo
+	@bin/demo --serve bin/aimachine $(CATALOG)
 
 deploy-vm-llm-aimachine: ## deploy VM 140 on the real Proxmox host: runs the @live scenarios in order
 	@if [ "$${CI:-}" = "true" ]; then echo "deploy-vm-llm-aimachine: refusing to touch a real Proxmox host from CI" >&2; exit 2; fi
@@ -74,7 +86,12 @@ fmt: ## gofmt every Go file
 	gofmt -w $$(git ls-files '*.go')
 
 build: ## build bin/aimachine and bin/pvesim
-	go build -o bin/ ./cmd/aimachine ./fakes/cmd/pvesim
+	go build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/aimachine ./fakes/cmd/pvesim
+
+clean: clean-docker ## remove bin/, reports/, the simulator state (.state/) and leftover test containers
+	rm -rf bin $(REPORTS) .state
 
 clean-docker: ## remove this project's leftover test containers (Ryuk is off)
-	docker ps -aq --filter label=aimachine.test=1 | xargs -r docker rm -f
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+		docker ps -aq --filter label=aimachine.test=1 | xargs -r docker rm -f; \
+	else echo "clean-docker: Docker is not available: no containers to remove"; fi

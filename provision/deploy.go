@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/aimachine/aimachine/catalog"
 	"github.com/aimachine/aimachine/provision/guest"
@@ -36,6 +37,10 @@ type DeployOptions struct {
 	// Timeouts of the waits (0 = default): the guest agent 10m, cloud-init 20m, SSH 5m.
 	AgentTimeout     time.Duration
 	CloudInitTimeout time.Duration
+	// Heartbeat is the interval of "still running" events for a long task (0 =
+	// DefaultHeartbeat, < 0 = none); the guest phase gets the same.
+	Heartbeat time.Duration
+
 	// Lease tunes the run lease (one run per VM at a time).
 	Lease LeaseOptions
 }
@@ -84,6 +89,9 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 	if err != nil {
 		return nil, err
 	}
+	var stopBeats func()
+	r.rep, stopBeats = withHeartbeat(r.rep, o.Heartbeat)
+	defer stopBeats()
 	res := &DeployResult{VMID: r.spec.vmid, Node: r.spec.node, Name: r.vm.Name, IP: r.vm.IP(), RunID: r.runID}
 	res.SSH, err = c.sshConfig(cat, r.vm, o.SSH)
 	if err != nil {
@@ -117,12 +125,6 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 		rbErr := r.rollback(ctx)
 		err = withRollback(err, r.spec.vmid, r.runID, rbErr)
 		res.RolledBack = rbErr == nil
-		if res.RolledBack && r.pinned {
-			// The key pinned for the deleted VM: the next VM at that address has another one.
-			if derr := dropHost(res.SSH.KnownHostsFile, hostOnly(res.SSH.Addr)); derr == nil {
-				r.note(fmt.Sprintf("roll back VM %d", r.spec.vmid), "removed the host key this run pinned for "+hostOnly(res.SSH.Addr)+" from "+res.SSH.KnownHostsFile)
-			}
-		}
 	} else if err != nil && r.created {
 		err = withKept(err, r.spec.vmid)
 	}
@@ -157,7 +159,7 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 // Its error says which key the guest must accept; a VM this run did not create is kept.
 func (c *Client) connectSSH(ctx context.Context, r *run, o DeployOptions, res *DeployResult) error {
 	task := "connect over SSH to " + res.SSH.Addr
-	return r.step(ctx, task, func(ctx context.Context) (Status, string, error) {
+	return r.stepWithin(ctx, task, cmp.Or(o.SSH.Timeout, 5*time.Minute), func(ctx context.Context) (Status, string, error) {
 		runner, err := c.dialWithRetry(ctx, res.SSH, o.SSH.Timeout, r.retryNote(task))
 		if err != nil {
 			te := taskErr(task, err, r.spec.vmid)
@@ -564,7 +566,7 @@ func (r *run) waitAgent(ctx context.Context, timeout time.Duration) error {
 	if timeout == 0 {
 		timeout = 10 * time.Minute
 	}
-	return r.step(ctx, task, func(ctx context.Context) (Status, string, error) {
+	return r.stepWithin(ctx, task, timeout, func(ctx context.Context) (Status, string, error) {
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		err := retry.Wait{Description: task, Backoff: r.c.backoff, OnRetry: r.retryNote(task),
@@ -590,7 +592,7 @@ func (r *run) waitCloudInit(ctx context.Context, timeout time.Duration) error {
 	if timeout == 0 {
 		timeout = 20 * time.Minute
 	}
-	return r.step(ctx, task, func(ctx context.Context) (Status, string, error) {
+	return r.stepWithin(ctx, task, timeout, func(ctx context.Context) (Status, string, error) {
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		var es *pve.ExecStatus
@@ -650,7 +652,11 @@ func (r *run) pinHostKey(ctx context.Context, cfg guest.Config, replace bool) er
 			return "", "", &TaskError{Phase: PhaseInfra, Task: task, Err: fmt.Errorf("%s of VM %d is not a public key: %w", hostKeyPath, s.vmid, err)}
 		}
 		alias := cfg.Addr
+		snap := snapshotKnownHosts(cfg.KnownHostsFile)
 		changed, err := pinHostKey(cfg.KnownHostsFile, alias, key, replace)
+		if changed {
+			r.unpin = snap.restorer(cfg.KnownHostsFile, knownhosts.Line([]string{knownhosts.Normalize(alias)}, key))
+		}
 		if err != nil {
 			te := &TaskError{Phase: PhaseInfra, Task: task, Err: err}
 			if errors.Is(err, ErrHostKeyMismatch) {
@@ -660,7 +666,6 @@ func (r *run) pinHostKey(ctx context.Context, cfg guest.Config, replace bool) er
 			return "", "", te
 		}
 		fp := ssh.FingerprintSHA256(key)
-		r.pinned = r.pinned || changed
 		if !changed {
 			return StatusOK, fp + " already pinned", nil
 		}
@@ -727,10 +732,23 @@ func (r *run) rollback(parent context.Context) error {
 		if err != nil {
 			return "", "", err
 		}
+		msg := fmt.Sprintf("stopped and deleted VM %d (created by run %s)", s.vmid, r.runID)
 		if !deleted {
-			return StatusOK, "nothing left to delete", nil
+			msg = "nothing left to delete"
 		}
-		return StatusChanged, fmt.Sprintf("stopped and deleted VM %d (created by run %s)", s.vmid, r.runID), nil
+		// The VM's host key dies with it: known_hosts goes back to what it was before this run.
+		if r.unpin != nil {
+			if err := r.unpin(); err != nil {
+				msg += fmt.Sprintf("; known_hosts not restored: %v (hint: ssh-keygen -R %s)", err, s.vm.IP())
+			} else {
+				msg += "; removed the host key this run pinned for " + s.vm.IP()
+				r.unpin = nil
+			}
+		}
+		if !deleted {
+			return StatusOK, msg, nil
+		}
+		return StatusChanged, msg, nil
 	})
 }
 

@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aimachine/aimachine/catalog"
 	"github.com/aimachine/aimachine/provision/pve"
@@ -17,6 +18,9 @@ type DestroyOptions struct {
 	// Lease tunes the run lease: a destroy holds it too, so it never deletes a VM another
 	// run is deploying.
 	Lease LeaseOptions
+	// Heartbeat is the interval of "still running" events for a long task (0 =
+	// DefaultHeartbeat, < 0 = none).
+	Heartbeat time.Duration
 }
 
 // DestroyResult says what Destroy did.
@@ -39,6 +43,9 @@ func (c *Client) Destroy(ctx context.Context, cat *catalog.Catalog, vmName strin
 	s := r.spec
 	res := &DestroyResult{VMID: s.vmid, Node: s.node}
 	task := fmt.Sprintf("destroy VM %d", s.vmid)
+	var stopBeats func()
+	r.rep, stopBeats = withHeartbeat(r.rep, o.Heartbeat)
+	defer stopBeats()
 	st, err := r.inspect(ctx)
 	if err != nil {
 		return res, err

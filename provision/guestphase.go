@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,9 @@ type GuestOptions struct {
 	User string
 	// Waits (zero = defaults: apt lock 10m, service readiness 20m, reboot 10m, first poll 2s).
 	AptLockTimeout, ReadyTimeout, RebootTimeout, PollInterval time.Duration
+	// Heartbeat is the interval of "still running" events for a long task (0 =
+	// DefaultHeartbeat, < 0 = none).
+	Heartbeat time.Duration
 }
 
 // ErrMissingAPIKey is returned when the catalog names an API key variable that is not set.
@@ -172,6 +176,8 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 	if rep == nil {
 		rep = Discard
 	}
+	rep, stopBeats := withHeartbeat(rep, opts.Heartbeat)
+	defer stopBeats()
 	p, err := guestParams(vm, opts)
 	if err != nil {
 		task := "read the vLLM API key"
@@ -183,6 +189,15 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 	var tr transcript
 	secrets := p.Secrets()
 	rr := guest.WithTranscript(r, tr.add, secrets...)
+	if b, ok := rep.(*beatReporter); ok {
+		p.Waiting = func(task string, limit time.Duration) { b.limit(PhaseGuest, task, limit) }
+		rr = &watchedRunner{Runner: rr, note: func(cmd string) {
+			if cmd != "" {
+				cmd = commandLine(guest.RedactAll(cmd, secrets))
+			}
+			b.running(PhaseGuest, cmd)
+		}}
+	}
 	p.Progress = func(task, msg string) {
 		rep.Report(Event{Phase: PhaseGuest, Task: task, Message: guest.RedactAll(msg, secrets)})
 	}
@@ -299,17 +314,17 @@ func proveGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts GuestO
 
 // VerifyCheck is one named proof with its evidence.
 type VerifyCheck struct {
-	Name     string
-	Pass     bool
-	Evidence string
+	Name     string `json:"name"`
+	Pass     bool   `json:"pass"`
+	Evidence string `json:"evidence"`
 }
 
 // VerifyReport is the result of VerifyGuest: every check, pass or fail.
 type VerifyReport struct {
-	VM     string
-	Checks []VerifyCheck
+	VM     string        `json:"vm"`
+	Checks []VerifyCheck `json:"checks"`
 	// Sessions is how many SSH exec sessions the verification used.
-	Sessions int
+	Sessions int `json:"sessions"`
 }
 
 // OK reports whether every check passed (and there was at least one).
@@ -382,4 +397,22 @@ func VerifyGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts Guest
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
+}
+
+// watchedRunner tells the heartbeats which command runs now.
+type watchedRunner struct {
+	guest.Runner
+	note func(cmd string)
+}
+
+func (w *watchedRunner) Run(ctx context.Context, cmd string) (guest.Result, error) {
+	w.note(cmd)
+	defer w.note("")
+	return w.Runner.Run(ctx, cmd)
+}
+
+func (w *watchedRunner) Put(ctx context.Context, path string, mode fs.FileMode, data []byte) error {
+	w.note("put " + path)
+	defer w.note("")
+	return w.Runner.Put(ctx, path, mode, data)
 }

@@ -947,3 +947,30 @@ func TestConvergedRunRoundTripBudget(t *testing.T) {
 		t.Errorf("plan made %d API requests, budget %d", planReqs, planBudget)
 	}
 }
+
+// A disk larger than the catalog's is kept, never shrunk: plan says so as deploy does, and it
+// is not a change.
+func TestPlanShowsTheDiskShrinkRefusal(t *testing.T) {
+	e := newEnv(t)
+	e.mustDeploy(vm140)
+	e.vm().Disk.SizeGB = 100 // the catalog now asks for less than the VM's 500G disk
+	p, err := e.c.Plan(context.Background(), e.cat, vm140)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keep *Action
+	for i := range p.Actions {
+		if p.Actions[i].Kind == ActionKeep {
+			keep = &p.Actions[i]
+		}
+	}
+	if keep == nil || !strings.Contains(keep.Summary, "scsi0 is 500G, larger than the catalog's 100G (disks never shrink)") || p.Changes() != 0 {
+		t.Fatalf("plan %s", p)
+	}
+	res := e.mustDeploy(vm140)
+	for _, ev := range res.Summary.Tasks {
+		if strings.HasPrefix(ev.Task, "resize scsi0") && (ev.Status != StatusOK || !strings.Contains(ev.Message, "disks never shrink")) {
+			t.Fatalf("deploy reports %+v", ev)
+		}
+	}
+}

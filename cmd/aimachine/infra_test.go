@@ -49,8 +49,8 @@ func runInfraCLI(args ...string) (int, string, string) {
 
 func TestDeployPlanDestroyCLI(t *testing.T) {
 	srv := fakeHost(t, nil)
-	code, out, errOut := runInfraCLI("plan", "--vm", "vm-llm-aimachine", "--catalog", testCatalog)
-	if code != 0 || !strings.Contains(out, "create") || !strings.Contains(out, "2 to change") {
+	code, out, errOut := runInfraCLI("plan", "--vm", "vm-llm-aimachine", "--catalog", testCatalog, "--infra-only", "--detailed-exitcode")
+	if code != 2 || !strings.Contains(out, "+ create") || !strings.Contains(out, "2 to change") {
 		t.Fatalf("plan: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 
@@ -75,8 +75,8 @@ func TestDeployPlanDestroyCLI(t *testing.T) {
 	if d := changing(srv.Stats()) - before; d != 0 {
 		t.Fatalf("second deploy made %d mutating calls", d)
 	}
-	code, out, _ = runInfraCLI("plan", "--vm", "vm-llm-aimachine", "--catalog", testCatalog)
-	if code != 0 || !strings.Contains(out, "none") || !strings.Contains(out, "0 to change") {
+	code, out, _ = runInfraCLI("plan", "vm-llm-aimachine", "--catalog", testCatalog, "--infra-only", "--detailed-exitcode")
+	if code != 0 || !strings.Contains(out, "= none") || !strings.Contains(out, "0 to change") {
 		t.Fatalf("plan after deploy: exit %d\n%s", code, out)
 	}
 
