@@ -198,12 +198,17 @@ func (s *Server) dispatch(r *http.Request, rel string, rec *requestRecord) (any,
 			return nil, nil, errDie("hostname lookup '%s' failed - failed to get address info for: %s: Name or service not known", n, n)
 		}
 	}
-	if rt.priv != "" && !id.has(rt.priv) {
+	if rt.priv != "" {
 		path := rt.privOn
 		for k, v := range p.vals {
 			path = strings.ReplaceAll(path, "{"+k+"}", v)
 		}
-		return nil, nil, errPerm(path, rt.priv)
+		if path == "" {
+			path = "/"
+		}
+		if !s.permitted(id, path, rt.priv) {
+			return nil, nil, errPerm(path, rt.priv)
+		}
 	}
 	data, err := rt.handler(s, c)
 	if err != nil {

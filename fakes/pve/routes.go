@@ -11,6 +11,9 @@ func buildRoutes() []*route {
 			client:      "Client.Ticket / CreateSession (WithCredentials)",
 			modelled:    "password login and ticket renewal (password = valid ticket); ticket + CSRFPreventionToken + cap; 401 `authentication failure` (after the auth delay)",
 			notModelled: "realms other than the users listed, TFA/OTP, `path`/`privs` permission probes"},
+		{method: "GET", pattern: "/access/permissions", params: permissionsSchema, handler: handlePermissions, client: "— (aimachine doctor)",
+			modelled:    "effective privileges per path (propagate 1/0) from users, tokens (privilege separation: intersection with the user), ACLs with propagation and built-in roles; `path`, `userid` (other users need Sys.Audit on /access)",
+			notModelled: "groups, pools, realms other than users listed"},
 		{method: "GET", pattern: "/version", params: emptySchema, handler: handleVersion, client: "Client.Version",
 			modelled: "version, release, repoid (strings)", notModelled: "`console` (only when set in datacenter.cfg)"},
 		{method: "GET", pattern: "/nodes", params: emptySchema, priv: "", handler: handleNodes, client: "Client.Nodes",
@@ -48,6 +51,12 @@ func buildRoutes() []*route {
 			notModelled: "notes, protected, verification"},
 		{method: "GET", pattern: "/nodes/{node}/storage/{storage}/content/{volume...}", params: emptySchema, priv: "Datastore.Audit", privOn: "/storage/{storage}", handler: handleVolumeGet,
 			client: "Storage.ISO / volume attributes", modelled: "path, size, used, format; missing → 500 `file_size_info on 'vol' failed`", notModelled: "notes, protected"},
+		{method: "POST", pattern: "/nodes/{node}/storage/{storage}/download-url", params: downloadSchema, handler: handleDownloadURL,
+			client: "Storage.DownloadURL", modelled: "permission check (Datastore.AllocateTemplate on /storage/X and Sys.Audit+Sys.Modify on / or Sys.AccessNetwork on the node); " +
+				"file-based storage, content configured, file name normalised and its extension per content (import: .ova from PVE 8.3, .ova/.qcow2/.raw/.vmdk from 8.4; `import` refused before 8.3); " +
+				"`download` task: wget lines with dot:giga progress, checksum verified (`checksum mismatch: got … != expect …`, no volume left), existing file with the same checksum is kept (`no need to download`), " +
+				"unknown URL = unresolvable host (exit code 4), source HTTP error (exit code 8); files come from the topology's DownloadSources, never the network",
+			notModelled: "compression, proxies, certificate checks, OVA/image content validation; a declared (size + sha256) source checks only sha256"},
 		{method: "GET", pattern: "/nodes/{node}/qemu", params: qemuListSchema, handler: handleQemuList, client: "Node.VirtualMachines",
 			modelled: "vmid number, status, cpus, maxmem, maxdisk, pid only when running, template only for templates, lock, tags", notModelled: "serial, full=1 extras"},
 		{method: "POST", pattern: "/nodes/{node}/qemu", params: createSchema, priv: "VM.Allocate", privOn: "/vms/{vmid}", handler: handleCreate,
