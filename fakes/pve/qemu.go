@@ -231,6 +231,9 @@ func handleCreate(s *Server, c *call) (any, error) {
 	node, vmid := c.vars["node"], 0
 	vmid, _ = strconv.Atoi(c.p.get("vmid"))
 	keys := sortedKeys(c.p.vals)
+	if err := s.checkVMCreatePerms(c.id, c.p.get("vmid"), c.p, keys); err != nil {
+		return nil, err
+	}
 	for _, k := range keys {
 		if strings.HasPrefix(k, "hostpci") {
 			if err := checkHostpciPerm(c.id, k, c.p.get(k)); err != nil {

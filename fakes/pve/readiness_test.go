@@ -237,3 +237,38 @@ func TestClusterStatusQuorum(t *testing.T) {
 		t.Errorf("pve2: %v", entries[2])
 	}
 }
+
+func TestCreateChecksBridgeAndMappingPrivileges(t *testing.T) {
+	topo := DefaultTopology()
+	topo.Users = append(topo.Users, UserSpec{ID: "aimachine@pve"})
+	topo.Tokens = append(topo.Tokens, TokenSpec{ID: lpToken, Secret: lpSecret, Privsep: true})
+	topo.Mappings = []PCIMappingSpec{{ID: "gpu0", Map: []string{"node=pve,path=0000:01:00,id=10de:2d04"}}}
+	topo.ACLs = []ACLSpec{
+		{Path: "/", User: "aimachine@pve", Role: "Administrator", Propagate: true},
+		{Path: "/", User: lpToken, Role: "PVEVMAdmin", Propagate: true},
+		{Path: "/storage", User: lpToken, Role: "PVEDatastoreUser", Propagate: true},
+	}
+	e := newEnv(t, WithTopology(topo))
+	form := url.Values{"vmid": {"140"}, "name": {"x"}, "cores": {"2"}, "scsi0": {"local-lvm:0,import-from=local:import/noble-server-cloudimg-amd64.img"},
+		"net0": {"virtio,bridge=vmbr0"}, "ciuser": {"ubuntu"}, "hostpci0": {"mapping=gpu0,pcie=1"}}
+	create := func() string {
+		_, status, _ := e.call(t, "POST", "/nodes/pve/qemu", lpToken, lpSecret, form)
+		return status
+	}
+	// check_hostpci_perm runs before check_bridge_access
+	if got := create(); got != "403 Permission check failed (/mapping/pci/gpu0, Mapping.Use)" {
+		t.Errorf("got %s", got)
+	}
+	if err := e.s.GrantACL(ACLSpec{Path: "/mapping/pci/gpu0", User: lpToken, Role: "PVEMappingUser"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := create(); got != "403 Permission check failed (/sdn/zones/localnetwork/vmbr0, SDN.Use)" {
+		t.Errorf("got %s", got)
+	}
+	if err := e.s.GrantACL(ACLSpec{Path: "/sdn/zones/localnetwork", User: lpToken, Role: "PVESDNUser", Propagate: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := create(); !strings.HasPrefix(got, "200") {
+		t.Errorf("with every privilege: %s", got)
+	}
+}

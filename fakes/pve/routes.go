@@ -61,7 +61,7 @@ func buildRoutes() []*route {
 			modelled: "vmid number, status, cpus, maxmem, maxdisk, pid only when running, template only for templates, lock, tags", notModelled: "serial, full=1 extras"},
 		{method: "POST", pattern: "/nodes/{node}/qemu", params: createSchema, priv: "VM.Allocate", privOn: "/vms/{vmid}", handler: handleCreate,
 			client: "Node.NewVirtualMachine",
-			modelled: "JSON and form bodies; schema typing; sshkeys urlencoded (400) and key validation (500); hostpci syntax (400) and root-only raw hostpci (500); " +
+			modelled: "JSON and form bodies; schema typing; qemu-server create permission checks for tokens and other users (storage, option classes, serial, mapping Mapping.Use, bridge SDN.Use); sshkeys urlencoded (400) and key validation (500); hostpci syntax (400) and root-only raw hostpci (500); " +
 				"storage missing for new disks (500) / without images content (400); VM exists (500); `lock: create` while the qmcreate task runs; " +
 				"disk rewrite `local-lvm:500` → `local-lvm:vm-N-disk-M,…,size=500G`; `import-from=` copies the image (size of the source); cloudinit drive; " +
 				"MAC added to netN; smbios1, vmgenid, meta, default boot; task failure removes the config and volumes; start=1",
