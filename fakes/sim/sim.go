@@ -219,6 +219,7 @@ func Start(ctx context.Context, o Options) (_ *Sim, err error) {
 		popts = append(popts, pve.WithPVEVersion(o.PVEVersion))
 	}
 	s.api = pve.New(popts...)
+	s.jump.node = s.api
 	s.hs = s.api.NewHTTPServer(apiLn.Addr().String())
 	s.hs.Handler = s.controlReset(s.api)
 	s.hs.ErrorLog = slog.NewLogLogger(log.With("part", "https").Handler(), slog.LevelDebug)
