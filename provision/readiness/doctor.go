@@ -272,7 +272,7 @@ func (d *doctor) versionChecks() {
 		} else {
 			d.warn(Check{Kind: KindVersion, Name: "PVE release downloads disk images into import storage (8.4+)",
 				Detail: "pve-manager " + v + ": download-url takes .qcow2 for import only from libpve-storage-perl 8.3.6; aimachine prepare cannot download the image",
-				Fix: upgrade + ", or download the image on the node by hand (the image check's fix)"})
+				Fix:    upgrade + ", or download the image on the node by hand (the image check's fix)"})
 		}
 	}
 }
