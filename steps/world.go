@@ -65,6 +65,9 @@ type World struct {
 	faultKind  string
 	guestErr   error
 	guestMark  int // first event of the last guest phase
+
+	// host readiness (features/host_readiness.feature)
+	rd readinessState
 }
 
 // runRecord is one deploy for the evidence record.
