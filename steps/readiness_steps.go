@@ -264,7 +264,9 @@ func (w *World) theDoctorNamesTheBareHostProblems() error {
 		"the missing cloud image": func(c readiness.Check) bool {
 			return c.Kind == readiness.KindImage && strings.Contains(c.Fix, catalog.DefaultImageSHA256) && c.Prepare
 		},
-		"the vendor snippet": func(c readiness.Check) bool { return c.Kind == readiness.KindSnippet && strings.Contains(c.Fix, "aimachine prepare") },
+		"the vendor snippet": func(c readiness.Check) bool {
+			return c.Kind == readiness.KindSnippet && strings.Contains(c.Fix, "aimachine prepare")
+		},
 		"the snippets content type": func(c readiness.Check) bool {
 			return c.Kind == readiness.KindStorage && strings.Contains(c.Fix, "pvesm set local --content") && strings.Contains(c.Fix, "snippets")
 		},
@@ -308,8 +310,11 @@ func (w *World) prepare(ctx context.Context, name string, cat *catalog.Catalog, 
 	}
 	w.rd.prepLines = nil
 	w.rd.prep, w.rd.prepErr = readiness.Prepare(ctx, w.rd.conn, cat, []*catalog.VM{vm}, readiness.PrepareOptions{
-		Progress: func(a readiness.Action, l string) { w.rd.prepLines = append(w.rd.prepLines, l); w.logf("prepare … %s", l) },
-		SSH:      ssh,
+		Progress: func(a readiness.Action, l string) {
+			w.rd.prepLines = append(w.rd.prepLines, l)
+			w.logf("prepare … %s", l)
+		},
+		SSH: ssh,
 	})
 	if w.rd.prep != nil {
 		for _, a := range w.rd.prep.Done {

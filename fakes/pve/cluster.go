@@ -268,6 +268,15 @@ func handleMappingList(s *Server, c *call) (any, error) {
 	digest := s.mappingsDigest()
 	out := []map[string]any{}
 	for _, m := range ms {
+		// pve-manager API2/Cluster/Mapping/PCI.pm index: only entries with Mapping.Modify,
+		// Mapping.Use or Mapping.Audit on /mapping/pci/<id>
+		perms := s.permissions(c.id.authUser(), "/mapping/pci/"+m.id)
+		_, audit := perms["Mapping.Audit"]
+		_, use := perms["Mapping.Use"]
+		_, modify := perms["Mapping.Modify"]
+		if !audit && !use && !modify {
+			continue
+		}
 		e := m.entry()
 		e["id"], e["digest"] = m.id, digest
 		if node := c.p.get("check-node"); node != "" {

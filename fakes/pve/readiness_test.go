@@ -272,3 +272,22 @@ func TestCreateChecksBridgeAndMappingPrivileges(t *testing.T) {
 		t.Errorf("with every privilege: %s", got)
 	}
 }
+
+// Lists show only what the caller may see (the schema's permission descriptions of
+// GET /nodes/{node}/storage and GET /cluster/mapping/pci).
+func TestListsFilteredByPrivileges(t *testing.T) {
+	topo := leastPrivTopology()
+	topo.Mappings = []PCIMappingSpec{{ID: "gpu0", Map: []string{"node=pve,path=0000:01:00,id=10de:2d04"}}}
+	topo.ACLs = topo.ACLs[:1] // the token has no ACL: it sees nothing
+	e := newEnv(t, WithTopology(topo))
+	for _, p := range []string{"/nodes/pve/storage", "/cluster/mapping/pci"} {
+		_, status, data := e.call(t, "GET", p, lpToken, lpSecret, nil)
+		if string(data) != "[]" {
+			t.Errorf("%s: %s %s", p, status, data)
+		}
+		_, _, data = e.call(t, "GET", p, DefaultTokenID, DefaultTokenSecret, nil)
+		if string(data) == "[]" {
+			t.Errorf("%s: root token sees nothing", p)
+		}
+	}
+}
