@@ -110,7 +110,24 @@ func TestDoctorAndPrepareCLIOnBareHost(t *testing.T) {
 	}
 	code, out, errOut = runInfraCLI("doctor", "--vm", "vm-llm-aimachine", "--catalog", bareCatalog)
 	if code != 0 {
-		t.Errorf("doctor after prepare and the grant: exit %d\n%s\n%s", code, out, errOut)
+		t.Fatalf("doctor after prepare and the grant: exit %d\n%s\n%s", code, out, errOut)
+	}
+
+	// then deploy and verify pass, with the token (the catalog's key replaced by the simulator's
+	// tool key: the sample key's private half is gone)
+	own := filepath.Join(t.TempDir(), "catalog.yml")
+	_ = os.WriteFile(own, []byte(strings.Replace(string(data), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEyBEct9p+/3BQlA0E/FkkGXIOT1/sePYm3vsIcQTqBH aimachine-testdata", e.SSHPublicKey, 1)), 0o600)
+	t.Chdir(t.TempDir()) // deploy writes reports/<vm>-<run>/evidence.json
+	code, out, errOut = runInfraCLI("deploy", "--vm", "vm-llm-aimachine", "--catalog", own, "--jump", e.JumpHost())
+	if code != 0 {
+		t.Fatalf("deploy after doctor passed: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if matches, _ := filepath.Glob("reports/vm-llm-aimachine-*/evidence.json"); len(matches) != 1 {
+		t.Errorf("deploy wrote no evidence record: %v\n%s", matches, errOut)
+	}
+	code, out, errOut = runInfraCLI("verify", "--vm", "vm-llm-aimachine", "--catalog", own, "--jump", e.JumpHost())
+	if code != 0 || !strings.Contains(errOut, "checks passed") {
+		t.Fatalf("verify: exit %d\n%s\n%s", code, out, errOut)
 	}
 }
 
