@@ -124,8 +124,9 @@ func (w *World) theCatalogUsesMapping(ctx context.Context, name, mapping string)
 }
 
 // hostSnapshot is what a read-only command must leave as it was (live target: no counters).
+// (VM ids, names and nodes, not their load or status, which other VMs change on a live host.)
 type hostSnapshot struct {
-	VMs      []pve.Resource
+	VMs      []string
 	Mappings []pve.PCIMapping
 	Volumes  map[string][]string
 }
@@ -133,12 +134,12 @@ type hostSnapshot struct {
 func (w *World) snapshot(ctx context.Context, vm *catalog.VM) (*hostSnapshot, error) {
 	api := w.client.API()
 	s := &hostSnapshot{Volumes: map[string][]string{}}
-	var err error
-	if s.VMs, err = api.Resources(ctx, "vm"); err != nil {
+	rs, err := api.Resources(ctx, "vm")
+	if err != nil {
 		return nil, err
 	}
-	for i := range s.VMs {
-		s.VMs[i].MaxDisk, s.VMs[i].MaxMem = 0, 0
+	for _, r := range rs {
+		s.VMs = append(s.VMs, fmt.Sprintf("%d %s on %s", r.VMID, r.Name, r.Node))
 	}
 	if s.Mappings, err = api.PCIMappings(ctx); err != nil {
 		return nil, err

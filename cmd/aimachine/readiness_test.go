@@ -63,6 +63,9 @@ func TestDoctorAndPrepareCLIOnBareHost(t *testing.T) {
 	if st := s.API().Stats(); st.Mutating != 0 {
 		t.Errorf("doctor made %d mutating calls", st.Mutating)
 	}
+	if strings.Contains(out+errOut, "0b7a9c1e-bare-host-test-token-secret") {
+		t.Error("doctor printed the token secret")
+	}
 	code, out, _ = runInfraCLI("doctor", "--vm", "vm-llm-aimachine", "--catalog", bareCatalog, "--json")
 	var rep struct {
 		OK     bool `json:"ok"`
