@@ -30,7 +30,7 @@ type route struct {
 	pattern string // "/nodes/{node}/qemu/{vmid}/config"; a last "{name...}" takes the rest
 	segs    []string
 	params  schema
-	priv    string // privilege checked on privPath ("" = any authenticated user)
+	priv    string // privilege checked on privOn ("" = any authenticated user; "A|B" = any of them, the schema's "any")
 	privOn  string // "/vms/{vmid}"
 	class   string
 	public  bool // no authentication (access/ticket)
@@ -206,7 +206,11 @@ func (s *Server) dispatch(r *http.Request, rel string, rec *requestRecord) (any,
 		if path == "" {
 			path = "/"
 		}
-		if !s.permitted(id, path, rt.priv) {
+		ok := false
+		for _, priv := range strings.Split(rt.priv, "|") { // "A|B": any of them (check_any)
+			ok = ok || s.permitted(id, path, priv)
+		}
+		if !ok {
 			return nil, nil, errPerm(path, rt.priv)
 		}
 	}

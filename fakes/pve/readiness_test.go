@@ -106,9 +106,10 @@ func TestPermissionsPrivsepIntersectionAndPropagation(t *testing.T) {
 
 func TestRoutePermissionIsPathAware(t *testing.T) {
 	e := newEnv(t, WithTopology(leastPrivTopology()))
-	// Datastore.Audit on /storage/local comes from PVEAdmin ∩ Deploy: Deploy lacks it → 403.
+	// the schema's check: any of Datastore.Audit, Datastore.AllocateSpace on /storage/local; the
+	// token's Deploy role has neither → 403 with check_any's "A|B" (RPCEnvironment.pm check_any)
 	code, status, _ := e.call(t, "GET", "/nodes/pve/storage/local/content", lpToken, lpSecret, nil)
-	if code != 403 || !strings.Contains(status, "Permission check failed (/storage/local, Datastore.Audit)") {
+	if code != 403 || !strings.Contains(status, "Permission check failed (/storage/local, Datastore.Audit|Datastore.AllocateSpace)") {
 		t.Errorf("got %s", status)
 	}
 }
