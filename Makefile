@@ -15,7 +15,7 @@ RANDOM_SEED ?= -1
 REPORTS ?= reports
 CATALOG ?= infrastructure-catalog.yml
 
-.PHONY: help test vet unit bdd demo deploy-vm-llm-aimachine lint fmt build clean-docker
+.PHONY: help test fuzz vet unit bdd demo deploy-vm-llm-aimachine lint fmt build clean-docker
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
@@ -24,6 +24,13 @@ test: vet ## vet + unit tests + every @fake scenario (strict, random order, cont
 	@mkdir -p $(REPORTS)
 	GODOG_TAGS='$(TAGS)' GODOG_RANDOM='$(RANDOM_SEED)' AIMACHINE_REPORTS='$(abspath $(REPORTS))' \
 		go test -count=1 -timeout 40m ./...
+	$(MAKE) fuzz
+
+# Fuzz targets run briefly in CI, one per command (go test -fuzz takes one target at a time);
+# a failing input lands in the package's testdata/fuzz/ and then runs with every go test.
+FUZZTIME ?= 10s
+fuzz: ## fuzz the catalog loader and validator for FUZZTIME (no panic, no hang, bounded memory)
+	go test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./catalog
 
 vet: ## go vet every package
 	go vet ./...

@@ -25,7 +25,7 @@ func TestSampleDescribesVM140AsTheSeedsSay(t *testing.T) {
 		"cores":             {vm.Cores, 32},
 		"memory_mb":         {vm.MemoryMB, 51200},
 		"disk":              {vm.Disk, Disk{SizeGB: 500, Storage: "local-lvm"}},
-		"cloud image":       {vm.Image.CloudImage, "local:import/noble-server-cloudimg-amd64.img"},
+		"cloud image":       {vm.Image.CloudImage, "local:import/noble-server-cloudimg-amd64.qcow2"},
 		"vendor_data":       {vm.Image.VendorData, "local:snippets/aimachine-vendor.yaml"},
 		"machine":           {vm.Machine, "q35"},
 		"bios":              {vm.BIOS, "ovmf"},

@@ -12,7 +12,7 @@ const (
 	DefaultCPU = "host"
 	// DefaultCloudImage is the Ubuntu 24.04 (noble) cloud image as imported on the node.
 	// The live-server ISO cannot install unattended (shared/reference/guest.md §9).
-	DefaultCloudImage = "local:import/noble-server-cloudimg-amd64.img"
+	DefaultCloudImage = "local:import/noble-server-cloudimg-amd64.qcow2"
 	// DefaultImageURL is the pinned noble cloud image prepare downloads: Ubuntu 24.04 server,
 	// release 20260321, from its dated (immutable) release directory.
 	DefaultImageURL = "https://cloud-images.ubuntu.com/releases/noble/release-20260321/ubuntu-24.04-server-cloudimg-amd64.img"
@@ -56,7 +56,7 @@ const (
 // a Catalog built in Go.
 //
 // Defaults: network strategy "id", bridge vmbr0; per VM machine q35, bios ovmf, cpu host,
-// agent and onboot true, image cloud_image local:import/noble-server-cloudimg-amd64.img,
+// agent and onboot true, image cloud_image local:import/noble-server-cloudimg-amd64.qcow2,
 // network ip from the strategy, cidr from the subnet, gateway and bridge from network;
 // gpu pcie and rombar true; vLLM port 8000, bind [vm ip, 127.0.0.1],
 // gpu_memory_utilization 0.60; Ollama port 11434, bind [vm ip], models_dir /opt/ollama/models.

@@ -51,6 +51,13 @@ func TestParseRejects(t *testing.T) {
 		{"a list where a mapping belongs", "version: 1\nnetwork: [1, 2]\n", "<input>:2:1: network: got a list, want a mapping"},
 		{"a mapping where a list belongs", "version: 1\nvms:\n  id: 1\n", "<input>:2:1: vms: got a mapping, want a list"},
 		{"a bool as an int", "version: true\n", `<input>:1:10: version: got the boolean "true", want an integer`},
+		{"a fraction for an integer", "version: 1\nvms:\n  - cores: 2.5\n", `<input>:3:12: vms[0].cores: got the number "2.5", want a whole number`},
+		{"an exponent for an integer", "version: 1e30\n", `<input>:1:10: version: got the number "1e30", want a whole number`},
+		{"an integer beyond int64 reads as a float", "version: 99999999999999999999\n", `<input>:1:10: version: got the number "99999999999999999999", want a whole number`},
+		{"an integer beyond int64 that fits uint64", "version: 18446744073709551615\n", `<input>:1:10: version: got the integer "18446744073709551615", too large for this field (want at most 9223372036854775807)`},
+		{"a null list entry", "version: 1\nnodes:\n  - name: pve\n    storages: [local, ~]\n", "<input>:4:23: nodes[0].storages[1]: an empty (null) list entry"},
+		{"an empty list item", "version: 1\nvms:\n  -\n", "<input>:3:4: vms[0]: an empty (null) list entry"},
+		{"nested too deep", "version: 1\nvms: " + strings.Repeat("[", 40) + strings.Repeat("]", 40) + "\n", "<input>:1:1: the catalog nests mappings and lists more than 32 deep"},
 		{"every problem at once", "version: x\nfoo: 1\nvms:\n  - idd: 4\n", "<input>:1:10: version: got the string \"x\", want an integer\n" +
 			"<input>:2:1: foo: unknown field \"foo\"; known fields here: jump_host, network, nodes, version, vms\n" +
 			"<input>:4:5: vms[0].idd: unknown field \"idd\" (did you mean \"id\"?)"},

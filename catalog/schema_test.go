@@ -190,19 +190,26 @@ func TestSchemaAgreesWithGo(t *testing.T) {
 		}
 	}
 	values := map[string]any{
-		"/$defs/vm/properties/id/minimum":                           float64(MinVMID),
-		"/$defs/vm/properties/id/maximum":                           float64(MaxVMID),
-		"/$defs/vm/properties/machine/default":                      DefaultMachine,
-		"/$defs/vm/properties/bios/default":                         DefaultBIOS,
-		"/$defs/vm/properties/cpu/default":                          DefaultCPU,
-		"/$defs/vm/properties/image/properties/cloud_image/default": DefaultCloudImage,
-		"/$defs/network/properties/strategy/default":                DefaultStrategy,
-		"/$defs/network/properties/bridge/default":                  DefaultBridge,
-		"/$defs/vllm/properties/port/default":                       float64(DefaultVLLMPort),
-		"/$defs/vllm/properties/gpu_memory_utilization/default":     DefaultGPUMemoryUtilization,
-		"/$defs/ollama/properties/port/default":                     float64(DefaultOllamaPort),
-		"/$defs/ollama/properties/models_dir/default":               DefaultOllamaModelsDir,
-		"/properties/version/const":                                 float64(1),
+		"/$defs/vm/properties/id/minimum":                            float64(MinVMID),
+		"/$defs/vm/properties/id/maximum":                            float64(MaxVMID),
+		"/$defs/vm/properties/machine/default":                       DefaultMachine,
+		"/$defs/vm/properties/bios/default":                          DefaultBIOS,
+		"/$defs/vm/properties/cpu/default":                           DefaultCPU,
+		"/$defs/vm/properties/image/properties/cloud_image/default":  DefaultCloudImage,
+		"/$defs/network/properties/strategy/default":                 DefaultStrategy,
+		"/$defs/network/properties/bridge/default":                   DefaultBridge,
+		"/$defs/vllm/properties/port/default":                        float64(DefaultVLLMPort),
+		"/$defs/vllm/properties/gpu_memory_utilization/default":      DefaultGPUMemoryUtilization,
+		"/$defs/ollama/properties/port/default":                      float64(DefaultOllamaPort),
+		"/$defs/ollama/properties/models_dir/default":                DefaultOllamaModelsDir,
+		"/properties/version/const":                                  float64(1),
+		"/$defs/vm/properties/cores/maximum":                         float64(MaxCores),
+		"/$defs/node/properties/cores/maximum":                       float64(MaxCores),
+		"/$defs/vm/properties/memory_mb/maximum":                     float64(MaxMemoryMB),
+		"/$defs/node/properties/memory_mb/maximum":                   float64(MaxMemoryMB),
+		"/$defs/vm/properties/disk/properties/size_gb/maximum":       float64(MaxDiskGB),
+		"/$defs/vllm/properties/max_model_len/maximum":               float64(MaxModelLen),
+		"/$defs/gpu/properties/expect/properties/memory_mib/maximum": float64(MaxGPUMemoryMiB),
 	}
 	for ptr, want := range values {
 		if got := at(ptr); got != want {
@@ -233,5 +240,56 @@ func TestSampleStartsWithTheSchemaLine(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join("..", "catalog", "schema.json")); err != nil {
 		t.Errorf("the schema the sample points at is missing: %v", err)
+	}
+}
+
+// TestSchemaHasEveryTextRule: for every string field, schema.json holds Go's length limit
+// (maxLength) and refuses what Go refuses for every field: a control character and a value
+// one byte too long.
+func TestSchemaHasEveryTextRule(t *testing.T) {
+	var schema map[string]any
+	if err := json.Unmarshal(SchemaJSON, &schema); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(SchemaJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const url = "https://github.com/aimachine/aimachine/catalog/schema.json"
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	if err := c.AddResource(url, doc); err != nil {
+		t.Fatal(err)
+	}
+	for path, rule := range textRules {
+		t.Run(path, func(t *testing.T) {
+			var v any = schema
+			for _, part := range strings.Split(strings.TrimPrefix(rule.schema, "/"), "/") {
+				v = v.(map[string]any)[part]
+			}
+			m, ok := v.(map[string]any)
+			if !ok {
+				t.Fatalf("schema has no %s", rule.schema)
+			}
+			if got := m["maxLength"]; got != float64(rule.max) {
+				t.Errorf("%s maxLength = %v, Go allows %d bytes", rule.schema, got, rule.max)
+			}
+			s, err := c.Compile(url + "#" + rule.schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, bad := range []string{"a\x01b", "a\x7fb", "a\u0085b", strings.Repeat("a", rule.max+1)} {
+				if s.Validate(bad) == nil {
+					t.Errorf("schema %s accepts %.20q", rule.schema, bad)
+				}
+			}
+			if rule.lines {
+				if err := s.Validate("two\nlines\tand a tab"); err != nil {
+					t.Errorf("schema %s refuses a line feed Go accepts: %v", rule.schema, err)
+				}
+			} else if s.Validate("a\nb") == nil {
+				t.Errorf("schema %s accepts a line feed", rule.schema)
+			}
+		})
 	}
 }

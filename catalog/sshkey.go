@@ -3,9 +3,11 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -21,15 +23,92 @@ func (k *SSHKey) Resolve() (string, error) {
 	case k.Key != "":
 		return parseOneKey(k.Key, "key "+abbreviate(k.Key), "the key")
 	case k.File != "":
-		path := k.Path()
-		data, err := os.ReadFile(path)
+		data, err := readKeyFile(k.Path(), keyFileTimeout)
 		if err != nil {
-			return "", fmt.Errorf("read public key file: %w (hint: create it with ssh-keygen -t ed25519, or give the key literally under key:)", err)
+			return "", err
 		}
 		what := fmt.Sprintf("file %q", k.File)
 		return parseOneKey(string(data), what, what)
 	}
 	return "", errors.New("set key (a public key, e.g. \"ssh-ed25519 AAAA… me@host\") or file (a .pub file)")
+}
+
+// Limits on reading ssh_keys[].file: a public key is one line of at most a few KB.
+const (
+	// MaxKeyFileBytes is the largest public key file read.
+	MaxKeyFileBytes = 64 << 10
+	// KeyFileTimeout bounds the read of a key file (a hung network mount).
+	KeyFileTimeout = 5 * time.Second
+)
+
+// keyFileTimeout is KeyFileTimeout; tests shorten it.
+var keyFileTimeout = KeyFileTimeout
+
+// readKeyFile reads a public key file: a regular file only (a device such as /dev/zero,
+// a FIFO or a socket is refused at once, without reading), at most MaxKeyFileBytes, within
+// timeout. The open does not block (O_NONBLOCK where the system has it), so a FIFO without a
+// writer cannot hang it, and the type is checked on the opened file, not on a name that
+// could change in between.
+func readKeyFile(path string, timeout time.Duration) ([]byte, error) {
+	const hint = "(hint: create it with ssh-keygen -t ed25519, or give the key literally under key:)"
+	f, err := os.OpenFile(path, keyFileOpenFlags, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read public key file: %w %s", err, hint)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read public key file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("public key file %s is %s, not a regular file: give the path of a .pub file", path, describeMode(fi.Mode()))
+	}
+	if fi.Size() > MaxKeyFileBytes {
+		f.Close()
+		return nil, fmt.Errorf("public key file %s is %d bytes, more than %d: a public key is one line (is it the right file?)", path, fi.Size(), MaxKeyFileBytes)
+	}
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer f.Close()
+		data, err := io.ReadAll(io.LimitReader(f, MaxKeyFileBytes+1))
+		done <- result{data, err}
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		switch {
+		case r.err != nil:
+			return nil, fmt.Errorf("read public key file: %w", r.err)
+		case len(r.data) > MaxKeyFileBytes:
+			return nil, fmt.Errorf("public key file %s grew past %d bytes while being read", path, MaxKeyFileBytes)
+		}
+		return r.data, nil
+	case <-timer.C:
+		// The reading goroutine ends (and closes the file) whenever the read returns.
+		return nil, fmt.Errorf("public key file %s: no answer after %s (a hung network mount?)", path, timeout)
+	}
+}
+
+func describeMode(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO (named pipe)"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	}
+	return "not a regular file (" + m.Type().String() + ")"
 }
 
 // Path is File with ~ expanded and made relative to the catalog's directory ("" without File).

@@ -91,7 +91,7 @@ type Disk struct {
 // Image is what the boot disk is made from: exactly one of CloudImage or ISO.
 type Image struct {
 	// CloudImage is a volume id of the Ubuntu noble cloud image,
-	// e.g. local:import/noble-server-cloudimg-amd64.img (the default).
+	// e.g. local:import/noble-server-cloudimg-amd64.qcow2 (the default).
 	CloudImage string `yaml:"cloud_image,omitempty"`
 	// ISO is a volume id of an installer ISO; accepted, but it cannot install unattended.
 	ISO string `yaml:"iso,omitempty"`

@@ -17,10 +17,16 @@ var (
 	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	// storageIDRE is Proxmox's pve-storage-id.
 	storageIDRE = regexp.MustCompile(`^[a-z][a-z0-9._-]*[a-z0-9]$`)
-	// cloudImageRE: an image the node can import-from (import content, or an .img kept in iso content).
-	cloudImageRE = regexp.MustCompile(`^([a-z][a-z0-9._-]*[a-z0-9]):(import|iso)/[^/\s]+\.(img|qcow2|raw|vmdk)$`)
-	isoRE        = regexp.MustCompile(`^([a-z][a-z0-9._-]*[a-z0-9]):iso/[^/\s]+\.iso$`)
-	snippetRE    = regexp.MustCompile(`^([a-z][a-z0-9._-]*[a-z0-9]):snippets/[^/\s]+$`)
+	// cloudImageRE: a disk image import-from accepts. qemu-server (PVE/API2/Qemu.pm, the
+	// import-from check) wants a source of content type 'images' or 'import', and pve-storage's
+	// PVE::Storage::Plugin::parse_volname parses import/NAME only with $IMPORT_EXT_RE_1
+	// (src/PVE/Storage.pm: .ova .ovf .qcow2 .raw .vmdk) and a name of $SAFE_CHAR_CLASS_RE;
+	// .ova and .ovf are appliances, not disks, so a cloud image is .qcow2, .raw or .vmdk.
+	cloudImageRE = regexp.MustCompile(`^([a-z][a-z0-9._-]*[a-z0-9]):import/[a-zA-Z0-9.+=_-]+\.(qcow2|raw|vmdk)$`)
+	// anyVolumeRE splits a volume id that cloudImageRE refused, to say what is wrong with it.
+	anyVolumeRE = regexp.MustCompile(`^([a-z][a-z0-9._-]*[a-z0-9]):([a-z]+)/([^/]+)$`)
+	isoRE       = regexp.MustCompile(`^([a-z][a-z0-9._-]*[a-z0-9]):iso/[^/\s]+\.iso$`)
+	snippetRE   = regexp.MustCompile(`^([a-z][a-z0-9._-]*[a-z0-9]):snippets/[^/\s]+$`)
 	// pciAddressRE is qemu-server's hostpci id (shared/reference/proxmox-api.md §5.1): lower-case hex,
 	// domain and function optional; without a function every function of the slot is passed.
 	pciAddressRE = regexp.MustCompile(`^(?:[a-f0-9]{4,}:)?[a-f0-9]{2}:[a-f0-9]{2}(?:\.[a-f0-9])?$`)
@@ -44,6 +50,18 @@ const (
 	MaxVMID = 999999999 // Proxmox's largest VM id
 	// MinCloudImageDiskGB: the noble cloud image's disk is 3.5 GB and Proxmox can only grow a disk.
 	MinCloudImageDiskGB = 4
+	// MaxMemoryMB is qemu-server's $MAX_MEM (PVE::QemuServer::Memory): 4 TiB.
+	MaxMemoryMB = 4 << 20
+	// MaxCores bounds a VM's (and a node's) cores: no Proxmox host has more; larger values
+	// are typing mistakes that would otherwise reach arithmetic.
+	MaxCores = 8192
+	// MaxDiskGB bounds the boot disk: 1 PiB, beyond any single Proxmox storage; preflight
+	// checks the real free space.
+	MaxDiskGB = 1 << 20
+	// MaxModelLen bounds vLLM's --max-model-len (tokens): no model has a longer context.
+	MaxModelLen = 1 << 24
+	// MaxGPUMemoryMiB bounds gpu.expect.memory_mib: 1 TiB of VRAM.
+	MaxGPUMemoryMiB = 1 << 20
 )
 
 // Validate checks every value and every rule across values, and returns nil or
@@ -84,9 +102,15 @@ type checker struct {
 	errs, warns ValidationErrors
 	subnet      netip.Prefix
 	subnetOK    bool
+	// refused are the fields text() refused (a control character, too long): their own
+	// rules would only repeat it.
+	refused map[string]bool
 }
 
 func (k *checker) errf(path, format string, args ...any) {
+	if k.refused[path] {
+		return
+	}
 	k.errs = append(k.errs, k.c.fieldError(path, format, args...))
 }
 
@@ -104,6 +128,7 @@ func (k *checker) has(path string) bool {
 
 func (k *checker) catalog() {
 	c := k.c
+	k.text()
 	switch {
 	case c.Version == 0:
 		k.errf("version", "is required: set version: 1")
@@ -183,11 +208,11 @@ func (k *checker) nodes() {
 		} else {
 			seen[n.Name] = i
 		}
-		if n.Cores < 0 {
-			k.errf(p+".cores", "got %d, want the node's core count (or leave it out: 0 = not declared)", n.Cores)
+		if n.Cores < 0 || n.Cores > MaxCores {
+			k.errf(p+".cores", "got %d, want the node's core count, 1–%d (or leave it out: 0 = not declared)", n.Cores, MaxCores)
 		}
-		if n.MemoryMB < 0 {
-			k.errf(p+".memory_mb", "got %d, want the node's memory in MB (or leave it out: 0 = not declared)", n.MemoryMB)
+		if n.MemoryMB < 0 || n.MemoryMB > MaxMemoryMB {
+			k.errf(p+".memory_mb", "got %d, want the node's memory in MB, at most %d (or leave it out: 0 = not declared)", n.MemoryMB, MaxMemoryMB)
 		}
 		if len(n.Storages) == 0 {
 			k.errf(p+".storages", "no storages: list the storage ids VM disks and images may use, e.g. [local, local-lvm]")
@@ -216,6 +241,8 @@ func (k *checker) jumpHost(p string, j *JumpHost) {
 	}
 	if j.User == "" {
 		k.errf(p+".user", "is required: the SSH user on the bastion")
+	} else if strings.ContainsAny(j.User, " \t") {
+		k.errf(p+".user", "got %q, want an SSH user name without spaces", j.User)
 	}
 }
 
@@ -245,11 +272,15 @@ func (k *checker) vm(i int, vm *VM) {
 
 	if vm.Cores <= 0 {
 		k.errf(p+".cores", "got %d, want at least 1 core", vm.Cores)
+	} else if vm.Cores > MaxCores {
+		k.errf(p+".cores", "got %d, want at most %d cores", vm.Cores, MaxCores)
 	} else if nodeOK && node.Cores > 0 && vm.Cores > node.Cores {
 		k.errf(p+".cores", "got %d, more than node %q declares (%d cores)", vm.Cores, node.Name, node.Cores)
 	}
 	if vm.MemoryMB <= 0 {
 		k.errf(p+".memory_mb", "got %d, want the RAM in MB (e.g. 51200 for 50 GiB)", vm.MemoryMB)
+	} else if vm.MemoryMB > MaxMemoryMB {
+		k.errf(p+".memory_mb", "got %d, want at most %d (4 TiB, Proxmox's limit for a VM)", vm.MemoryMB, MaxMemoryMB)
 	} else if nodeOK && node.MemoryMB > 0 && vm.MemoryMB > node.MemoryMB {
 		k.errf(p+".memory_mb", "got %d, more than node %q declares (%d MB); with a GPU passed through all of it is pinned", vm.MemoryMB, node.Name, node.MemoryMB)
 	}
@@ -326,6 +357,8 @@ func (k *checker) disk(p string, vm *VM, node *Node, nodeOK bool) {
 	switch {
 	case d.SizeGB <= 0:
 		k.errf(p+".disk.size_gb", "got %d, want the boot disk size in GB (e.g. 500)", d.SizeGB)
+	case d.SizeGB > MaxDiskGB:
+		k.errf(p+".disk.size_gb", "got %d, want at most %d GB (1 PiB)", d.SizeGB, MaxDiskGB)
 	case vm.Image.CloudImage != "" && d.SizeGB < MinCloudImageDiskGB:
 		k.errf(p+".disk.size_gb", "got %d, want at least %d: the cloud image's disk is 3.5 GB and Proxmox can only grow a disk", d.SizeGB, MinCloudImageDiskGB)
 	}
@@ -349,7 +382,7 @@ func (k *checker) image(p string, vm *VM, node *Node, nodeOK bool) {
 	}
 	if img.CloudImage != "" {
 		if m := cloudImageRE.FindStringSubmatch(img.CloudImage); m == nil {
-			k.errf(ip+".cloud_image", "got %q, want a volume id like %s (STORAGE:import/NAME.img|qcow2|raw|vmdk)", img.CloudImage, DefaultCloudImage)
+			k.errf(ip+".cloud_image", "%s", cloudImageProblem(img.CloudImage))
 		} else {
 			k.storageOnNode(ip+".cloud_image", "image", m[1], node, nodeOK)
 		}
@@ -381,6 +414,40 @@ func (k *checker) image(p string, vm *VM, node *Node, nodeOK bool) {
 	} else if img.CloudImage != "" && vm.AgentEnabled() {
 		k.warnf(ip, "agent is on but the noble cloud image has no qemu-guest-agent: add vendor_data with a snippet that installs it (see catalog/testdata/aimachine-vendor.yaml), or the agent never answers")
 	}
+}
+
+// cloudImageProblem says why a cloud_image volume id is one Proxmox would refuse, and what to
+// do instead.
+func cloudImageProblem(v string) string {
+	const accepts = "Proxmox's import content accepts only .ova .ovf .qcow2 .raw .vmdk (pve-storage parse_volname, $IMPORT_EXT_RE_1)"
+	m := anyVolumeRE.FindStringSubmatch(v)
+	if m == nil {
+		return fmt.Sprintf("got %q, want a volume id STORAGE:import/NAME.qcow2 (or .raw, .vmdk), e.g. %s", v, DefaultCloudImage)
+	}
+	storage, dir, name := m[1], m[2], m[3]
+	base, ext := name, ""
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		base, ext = name[:i], strings.ToLower(name[i+1:])
+	}
+	fix := fmt.Sprintf("%s:import/%s.qcow2", storage, base)
+	switch {
+	case dir != "import":
+		what := "NAME.qcow2 (or .raw, .vmdk)"
+		if ext == "img" {
+			what = "NAME.qcow2 (an Ubuntu .img cloud image is a qcow2 disk)"
+		}
+		return fmt.Sprintf("got %q: import-from takes a volume of content 'import' (qemu-server refuses type '%s': \"needs to be 'images' or 'import'\"); "+
+			"store the image under import/ as %s, e.g. %s", v, dir, what, fix)
+	case ext == "img":
+		return fmt.Sprintf("got %q: an Ubuntu .img cloud image is a qcow2 disk, and %s; store it as %s.qcow2 under import/ "+
+			"(on a dir storage such as local: mv /var/lib/vz/import/%s /var/lib/vz/import/%s.qcow2) and set cloud_image: %s",
+			v, accepts, base, name, base, fix)
+	case ext == "ova" || ext == "ovf":
+		return fmt.Sprintf("got %q: an .%s is an appliance, not a disk; give the disk image itself: STORAGE:import/NAME.qcow2 (or .raw, .vmdk)", v, ext)
+	case ext != "qcow2" && ext != "raw" && ext != "vmdk":
+		return fmt.Sprintf("got %q: %s; store the image as NAME.qcow2 (or .raw, .vmdk) under import/, e.g. %s", v, accepts, fix)
+	}
+	return fmt.Sprintf("got %q: the file name may hold only letters, digits and . + = _ - (pve-storage $SAFE_CHAR_CLASS_RE), e.g. %s", v, DefaultCloudImage)
 }
 
 func (k *checker) vmNetwork(p string, vm *VM) {
@@ -455,7 +522,7 @@ func (k *checker) gpu(gp string, vm *VM) {
 	if g.Expect.PCIID != "" && !pciIDRE.MatchString(g.Expect.PCIID) {
 		k.errf(gp+".expect.pci_id", "got %q, want vendor:device in lower-case hex as lspci -nn prints it, e.g. 10de:2d04", g.Expect.PCIID)
 	}
-	if g.Expect.MemoryMiB < 0 {
+	if g.Expect.MemoryMiB < 0 || g.Expect.MemoryMiB > MaxGPUMemoryMiB {
 		k.errf(gp+".expect.memory_mib", "got %d, want the memory nvidia-smi reports in MiB (e.g. 16311), or 0 to skip the check", g.Expect.MemoryMiB)
 	}
 	if !g.Enabled {
@@ -524,13 +591,14 @@ func (k *checker) services(sp string, vm *VM) {
 			k.errf(vp+".version", "got %q, want a release version like 0.28.0", v.Version)
 		}
 		k.port(vp+".port", v.Port)
-		if v.GPUMemoryUtilization <= 0 || v.GPUMemoryUtilization > 1 {
+		// Written so that NaN (.nan in YAML) fails too: every comparison with NaN is false.
+		if !(v.GPUMemoryUtilization > 0 && v.GPUMemoryUtilization <= 1) {
 			k.errf(vp+".gpu_memory_utilization", "got %g, want a fraction of the VRAM in (0, 1], e.g. %.2f", v.GPUMemoryUtilization, DefaultGPUMemoryUtilization)
 		} else if v.Enabled && o != nil && o.Enabled && v.GPUMemoryUtilization > 0.75 {
 			k.warnf(vp+".gpu_memory_utilization", "%.2f leaves Ollama little VRAM on the same card: one of them will fail to load a model (the default %.2f leaves ~6.5 GB of 16 GB)", v.GPUMemoryUtilization, DefaultGPUMemoryUtilization)
 		}
-		if v.MaxModelLen < 0 {
-			k.errf(vp+".max_model_len", "got %d, want a context length in tokens (0 = the model's own)", v.MaxModelLen)
+		if v.MaxModelLen < 0 || v.MaxModelLen > MaxModelLen {
+			k.errf(vp+".max_model_len", "got %d, want a context length in tokens, at most %d (0 = the model's own)", v.MaxModelLen, MaxModelLen)
 		}
 		if v.APIKeyEnv != "" && !envRE.MatchString(v.APIKeyEnv) {
 			k.errf(vp+".api_key_env", "got %q, want an environment variable name (pattern %s)", v.APIKeyEnv, envRE)

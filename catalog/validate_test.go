@@ -3,6 +3,7 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -70,6 +71,8 @@ var invalidCases = []struct {
 	{"invalid-gpu-memory-utilization.yaml", "vms[0].services.vllm.gpu_memory_utilization", "29:105", "got 1.5, want a fraction of the VRAM in (0, 1]", 1, schemaRejects},
 	{"invalid-port.yaml", "vms[0].services.ollama.port", "30:37", "got 70000, want a TCP port in 1–65535", 1, schemaRejects},
 	{"invalid-vllm-no-version.yaml", "vms[0].services.vllm.version", "29:7", "is required with vLLM enabled: pin the pip version", 1, schemaRejects},
+	{"invalid-image-img.yaml", "vms[0].image.cloud_image", "18:20", `got "local:import/x.img": an Ubuntu .img cloud image is a qcow2 disk, and Proxmox's import content accepts only .ova .ovf .qcow2 .raw .vmdk (pve-storage parse_volname, $IMPORT_EXT_RE_1); store it as x.qcow2 under import/`, 1, schemaRejects},
+	{"invalid-merge-bomb.yaml", "", "3:1", "the catalog expands to more than 100000 YAML values through its aliases and merge keys", 1, schemaNA},
 	{"invalid-same-port.yaml", "vms[0].services.ollama.port", "30:37", "port 8000 is also services.vllm.port", 1, schemaAccepts},
 }
 
@@ -253,13 +256,24 @@ func TestValidateRules(t *testing.T) {
 		{"ollama without a GPU", func(c *Catalog) { c.VMs[0].GPU.Enabled = false; c.VMs[0].Services.VLLM.Enabled = false }, "vms[0].services.ollama.enabled", "Ollama is installed for the GPU"},
 		{"vllm without a model", func(c *Catalog) { c.VMs[0].Services.VLLM.Model = "" }, "vms[0].services.vllm.model", "is required with vLLM enabled"},
 		{"gpu memory utilization zero", func(c *Catalog) { c.VMs[0].Services.VLLM.GPUMemoryUtilization = -0.1 }, "vms[0].services.vllm.gpu_memory_utilization", "got -0.1, want a fraction of the VRAM in (0, 1]"},
+		{"gpu memory utilization NaN", func(c *Catalog) { c.VMs[0].Services.VLLM.GPUMemoryUtilization = math.NaN() }, "vms[0].services.vllm.gpu_memory_utilization", "got NaN, want a fraction of the VRAM in (0, 1]"},
+		{"gpu memory utilization infinite", func(c *Catalog) { c.VMs[0].Services.VLLM.GPUMemoryUtilization = math.Inf(1) }, "vms[0].services.vllm.gpu_memory_utilization", "got +Inf, want a fraction"},
+		{"memory beyond Proxmox's limit", func(c *Catalog) { c.Nodes[0].MemoryMB = 0; c.VMs[0].MemoryMB = math.MaxInt64 }, "vms[0].memory_mb", "got 9223372036854775807, want at most 4194304 (4 TiB"},
+		{"cores beyond any host", func(c *Catalog) { c.Nodes[0].Cores = 0; c.VMs[0].Cores = 1 << 40 }, "vms[0].cores", "want at most 8192 cores"},
+		{"disk beyond any storage", func(c *Catalog) { c.VMs[0].Disk.SizeGB = math.MaxInt64 }, "vms[0].disk.size_gb", "want at most 1048576 GB (1 PiB)"},
+		{"context length beyond any model", func(c *Catalog) { c.VMs[0].Services.VLLM.MaxModelLen = 1 << 40 }, "vms[0].services.vllm.max_model_len", "at most 16777216"},
+		{"node memory beyond the limit", func(c *Catalog) { c.Nodes[0].MemoryMB = math.MaxInt32 * 4 }, "nodes[0].memory_mb", "at most 4194304"},
 		{"bind to a foreign address", func(c *Catalog) { c.VMs[0].Services.VLLM.Bind = []string{"192.168.0.9"} }, "vms[0].services.vllm.bind[0]", "192.168.0.9 is not an address of the VM (192.168.0.140)"},
 		{"models_dir relative", func(c *Catalog) { c.VMs[0].Services.Ollama.ModelsDir = "models" }, "vms[0].services.ollama.models_dir", `got "models", want an absolute path`},
 		{"api key env with a dash", func(c *Catalog) { c.VMs[0].Services.VLLM.APIKeyEnv = "MY-KEY" }, "vms[0].services.vllm.api_key_env", `got "MY-KEY", want an environment variable name`},
 		{"both cloud image and iso", func(c *Catalog) { c.VMs[0].Image.ISO = "local:iso/x.iso" }, "vms[0].image", "sets both cloud_image and iso"},
 		{"cloud image on a storage the node lacks", func(c *Catalog) {
-			c.VMs[0].Image.CloudImage = "nas:import/noble-server-cloudimg-amd64.img"
+			c.VMs[0].Image.CloudImage = "nas:import/noble-server-cloudimg-amd64.qcow2"
 		}, "vms[0].image.cloud_image", `image storage "nas" is not on node "pve"`},
+		{"cloud image in iso content", func(c *Catalog) { c.VMs[0].Image.CloudImage = "local:iso/noble.img" }, "vms[0].image.cloud_image", `qemu-server refuses type 'iso'`},
+		{"cloud image as an appliance", func(c *Catalog) { c.VMs[0].Image.CloudImage = "local:import/vm.ova" }, "vms[0].image.cloud_image", `an .ova is an appliance, not a disk`},
+		{"cloud image with another extension", func(c *Catalog) { c.VMs[0].Image.CloudImage = "local:import/vm.vhdx" }, "vms[0].image.cloud_image", `store the image as NAME.qcow2 (or .raw, .vmdk) under import/, e.g. local:import/vm.qcow2`},
+		{"cloud image name with a space", func(c *Catalog) { c.VMs[0].Image.CloudImage = "local:import/my vm.qcow2" }, "vms[0].image.cloud_image", `the file name may hold only letters`},
 		{"cloud image that is no volume id", func(c *Catalog) { c.VMs[0].Image.CloudImage = "/var/lib/vz/noble.img" }, "vms[0].image.cloud_image", `got "/var/lib/vz/noble.img", want a volume id`},
 		{"key and file both", func(c *Catalog) { c.VMs[0].CloudInit.SSHKeys[0].File = "x.pub" }, "vms[0].cloud_init.ssh_keys[0]", "set key or file, not both"},
 		{"user name", func(c *Catalog) { c.VMs[0].CloudInit.User = "Ubuntu" }, "vms[0].cloud_init.user", `got "Ubuntu", want a Linux user name`},

@@ -13,6 +13,7 @@ import (
 	"github.com/aimachine/aimachine/catalog"
 	"github.com/aimachine/aimachine/provision/guest"
 	"github.com/aimachine/aimachine/provision/internal/retry"
+	"github.com/aimachine/aimachine/provision/internal/testhook"
 	"github.com/aimachine/aimachine/provision/pve"
 )
 
@@ -35,6 +36,18 @@ type DeployOptions struct {
 	// Timeouts of the waits (0 = default): the guest agent 10m, cloud-init 20m, SSH 5m.
 	AgentTimeout     time.Duration
 	CloudInitTimeout time.Duration
+	// Lease tunes the run lease (one run per VM at a time).
+	Lease LeaseOptions
+}
+
+// LeaseOptions tune the run lease a deploy or destroy holds on its VM.
+type LeaseOptions struct {
+	// ForceUnlock takes over the lease of this run id (a run that crashed on another machine).
+	ForceUnlock string
+	// TTL is how long the lease lives without renewal (default 15m; renewed every TTL/3).
+	TTL time.Duration
+	// LockWait bounds the wait for a PVE config lock (a create in progress) (default 5m).
+	LockWait time.Duration
 }
 
 // DeployResult is what Deploy did and how to reach the VM.
@@ -76,17 +89,40 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 	if err != nil {
 		return res, err
 	}
+	// A value the guest cannot carry is refused before anything is created.
+	if !o.InfraOnly {
+		if _, err := guestParams(r.vm, o.Guest); errors.Is(err, ErrGuestValue) {
+			return res, &TaskError{Phase: PhaseGuest, Task: "check the values written into the guest", Err: err,
+				Hint: "fix the catalog value or the API key named above; nothing was created or changed"}
+		}
+	}
+	r.setLease(o.Lease)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.cancel = cancel
+	defer func() {
+		testhook.Pause(ctx, testhook.BeforeRelease)
+		r.releaseLease(ctx)
+	}()
 	// The infrastructure phase ends with the first SSH connection: a failure anywhere in it
 	// after this run created the VM rolls that VM back (unless KeepOnFailure).
 	err = r.deployInfra(ctx, o, res)
 	if err == nil && !o.InfraOnly {
 		err = c.connectSSH(ctx, r, o, res)
+		testhook.Pause(ctx, testhook.AfterSSH)
 	}
+	err = withLostLease(ctx, err)
 	res.Created = r.created
 	if err != nil && r.created && !o.KeepOnFailure {
 		rbErr := r.rollback(ctx)
 		err = withRollback(err, r.spec.vmid, r.runID, rbErr)
 		res.RolledBack = rbErr == nil
+		if res.RolledBack && r.pinned {
+			// The key pinned for the deleted VM: the next VM at that address has another one.
+			if derr := dropHost(res.SSH.KnownHostsFile, hostOnly(res.SSH.Addr)); derr == nil {
+				r.note(fmt.Sprintf("roll back VM %d", r.spec.vmid), "removed the host key this run pinned for "+hostOnly(res.SSH.Addr)+" from "+res.SSH.KnownHostsFile)
+			}
+		}
 	} else if err != nil && r.created {
 		err = withKept(err, r.spec.vmid)
 	}
@@ -105,6 +141,7 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 	gopts.Reporter, gopts.RunID = r.rep, r.runID
 	gs, err := RunGuestPhase(ctx, res.Runner, cat, r.vm, gopts)
 	res.GuestPhase = true
+	testhook.Pause(ctx, testhook.AfterGuest)
 	if err == nil {
 		// The deploy ends with the proof: read-only checks, reported as one task.
 		res.Proof, err = proveGuest(ctx, res.Runner, r.vm, gopts, &gs)
@@ -113,7 +150,7 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 	res.Summary.Changed += gs.Changed
 	res.Summary.Failed += gs.Failed
 	res.Summary.Tasks = append(res.Summary.Tasks, gs.Tasks...)
-	return res, err
+	return res, withLostLease(ctx, err)
 }
 
 // connectSSH opens the SSH connection the guest phase uses (the last infrastructure task).
@@ -148,30 +185,51 @@ func (c *Client) connectSSH(ctx context.Context, r *run, o DeployOptions, res *D
 func (r *run) deployInfra(ctx context.Context, o DeployOptions, res *DeployResult) error {
 	s := r.spec
 	id := fmt.Sprint(s.vmid)
-	st, err := r.inspect(ctx)
+	st, err := r.inspectLeased(ctx)
 	if err != nil {
 		return err
-	}
-	if st.exists && !st.owned {
-		return notOurs(s.vmid, st.cfg)
 	}
 	booted := false // this run started the VM
 	if !st.exists {
 		if err := r.checks(ctx, true, !o.SkipGPUPreflight); err != nil {
 			return err
 		}
-		if err := r.step(ctx, "create VM "+id, func(ctx context.Context) (Status, string, error) {
-			if err := r.create(ctx); err != nil {
+		l := r.newLease() // creating the VM takes the lease: the id is the atomic part
+		testhook.Pause(ctx, testhook.BeforeCreate)
+		lostRace := false
+		err := r.step(ctx, "create VM "+id, func(ctx context.Context) (Status, string, error) {
+			err := r.create(ctx)
+			if r.created {
+				r.adoptLease(ctx, l)
+			}
+			if err != nil && !r.created && errors.Is(err, pve.ErrExists) {
+				lostRace = true
+				return StatusOK, fmt.Sprintf("VM %d appeared since the look-up (another run or a person created it)", s.vmid), nil
+			}
+			if err != nil {
 				return "", "", taskErr("create VM "+id, err, s.vmid)
 			}
 			return StatusChanged, fmt.Sprintf("%s on node %q from %s", s.vm.Name, s.node, cmp.Or(s.image, s.iso)), nil
-		}); err != nil {
+		})
+		if err != nil {
 			return err
 		}
-		if err := r.resize(ctx, 0); err != nil {
-			return err
+		if lostRace {
+			// Whoever created it holds its lease (refused here), or has finished (converge it).
+			if st, err = r.inspectLeased(ctx); err != nil {
+				return err
+			}
+			if !st.exists {
+				return &TaskError{Phase: PhaseInfra, Task: "create VM " + id, Err: fmt.Errorf("VM %d existed a moment ago and is gone again (another run created and deleted it)", s.vmid), Hint: "re-run deploy"}
+			}
+		} else {
+			testhook.Pause(ctx, testhook.AfterCreate)
+			if err := r.resize(ctx, 0); err != nil {
+				return err
+			}
 		}
-	} else {
+	}
+	if st.exists {
 		if err := r.converge(ctx, st, o); err != nil {
 			return err
 		}
@@ -184,15 +242,21 @@ func (r *run) deployInfra(ctx context.Context, o DeployOptions, res *DeployResul
 				return err
 			}
 		}
+		already := false
 		if err := r.step(ctx, "start VM "+id, func(ctx context.Context) (Status, string, error) {
-			if err := r.start(ctx); err != nil {
+			var err error
+			if already, err = r.start(ctx); err != nil {
 				return "", "", taskErr("start VM "+id, err, s.vmid)
+			}
+			if already {
+				return StatusOK, "already running (started outside this run)", nil
 			}
 			return StatusChanged, "", nil
 		}); err != nil {
 			return err
 		}
-		booted = true
+		booted = !already
+		testhook.Pause(ctx, testhook.AfterStart)
 	} else {
 		r.report("start VM "+id, StatusOK, "already running", 0)
 	}
@@ -213,12 +277,18 @@ func (r *run) deployInfra(ctx context.Context, o DeployOptions, res *DeployResul
 	if err := r.waitAgent(ctx, o.AgentTimeout); err != nil {
 		return err
 	}
+	testhook.Pause(ctx, testhook.AfterAgent)
 	if booted {
 		if err := r.waitCloudInit(ctx, o.CloudInitTimeout); err != nil {
 			return err
 		}
+		testhook.Pause(ctx, testhook.AfterCloudInit)
 	}
-	return r.pinHostKey(ctx, res.SSH, o.SSH.ReplaceHostKey)
+	if err := r.pinHostKey(ctx, res.SSH, o.SSH.ReplaceHostKey); err != nil {
+		return err
+	}
+	testhook.Pause(ctx, testhook.AfterHostKey)
+	return nil
 }
 
 // converge applies the minimal config change and disk growth to an existing VM of ours.
@@ -396,16 +466,26 @@ func transientClass(err error) (string, bool) {
 	return "", false
 }
 
-// start starts the VM; after a transient failure it checks whether the VM runs anyway.
-func (r *run) start(ctx context.Context) error {
+// start starts the VM; after a transient failure it checks whether the VM runs anyway. A VM
+// that turns out to be running already (qm start's "VM <id> already running": a person or
+// onboot started it) is not a failure: already is true then.
+func (r *run) start(ctx context.Context) (already bool, err error) {
 	s := r.spec
-	return r.mutate(ctx, fmt.Sprintf("start VM %d", s.vmid), func(ctx context.Context) error {
-		_, err := r.c.api.StartVM(ctx, s.node, s.vmid)
-		return err
-	}, func(ctx context.Context) (bool, error) {
+	running := func(ctx context.Context) (bool, error) {
 		st, err := r.c.api.VMStatus(ctx, s.node, s.vmid)
 		return err == nil && st.Running(), err
-	})
+	}
+	err = r.mutate(ctx, fmt.Sprintf("start VM %d", s.vmid), func(ctx context.Context) error {
+		_, err := r.c.api.StartVM(ctx, s.node, s.vmid)
+		if err != nil && strings.Contains(err.Error(), "already running") {
+			if ok, _ := running(ctx); ok {
+				already = true
+				return nil
+			}
+		}
+		return err
+	}, running)
+	return already, err
 }
 
 // agentOrTransient retries while the guest agent does not answer (not started yet, or
@@ -523,6 +603,7 @@ func (r *run) pinHostKey(ctx context.Context, cfg guest.Config, replace bool) er
 			return "", "", te
 		}
 		fp := ssh.FingerprintSHA256(key)
+		r.pinned = r.pinned || changed
 		if !changed {
 			return StatusOK, fp + " already pinned", nil
 		}
@@ -584,7 +665,7 @@ func (r *run) rollback(parent context.Context) error {
 			if !owned(cfg) || createdByRun(cfg) != r.runID {
 				return fmt.Errorf("VM %d does not carry this run's marker (run=%s): not deleting it", s.vmid, r.runID)
 			}
-			return nil
+			return r.ownLease(cfg) // and no other run has taken it over since
 		})
 		if err != nil {
 			return "", "", err

@@ -35,7 +35,12 @@ type GuestOptions struct {
 // ErrMissingAPIKey is returned when the catalog names an API key variable that is not set.
 var ErrMissingAPIKey = errors.New("API key environment variable not set")
 
-// guestParams turns the catalog VM into task parameters.
+// ErrGuestValue is returned when a catalog value or the API key cannot be written into the
+// guest intact (a NUL byte, a control character in the key, …): the run stops before the
+// first command, and the error names the field, never the value.
+var ErrGuestValue = errors.New("a value cannot be written into the guest")
+
+// guestParams turns the catalog VM into task parameters, checked by tasks.Params.Validate.
 func guestParams(vm *catalog.VM, o GuestOptions) (tasks.Params, error) {
 	getenv := o.Getenv
 	if getenv == nil {
@@ -98,6 +103,9 @@ func guestParams(vm *catalog.VM, o GuestOptions) (tasks.Params, error) {
 			op.Binds = []string{vm.IP()}
 		}
 		p.Ollama = op
+	}
+	if err := p.Validate(); err != nil {
+		return p, fmt.Errorf("%w: %w", ErrGuestValue, err)
 	}
 	return p, keyErr
 }
@@ -166,13 +174,14 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 	}
 	p, err := guestParams(vm, opts)
 	if err != nil {
-		return sum, &TaskError{Phase: PhaseGuest, Task: "read the vLLM API key", Err: err}
+		task := "read the vLLM API key"
+		if errors.Is(err, ErrGuestValue) {
+			task = "check the values written into the guest"
+		}
+		return sum, &TaskError{Phase: PhaseGuest, Task: task, Err: err}
 	}
 	var tr transcript
-	secrets := []string{}
-	if p.VLLM != nil && p.VLLM.APIKey != "" {
-		secrets = append(secrets, p.VLLM.APIKey)
-	}
+	secrets := p.Secrets()
 	rr := guest.WithTranscript(r, tr.add, secrets...)
 	p.Progress = func(task, msg string) {
 		rep.Report(Event{Phase: PhaseGuest, Task: task, Message: guest.RedactAll(msg, secrets)})
@@ -346,10 +355,7 @@ func VerifyGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts Guest
 	if err != nil && !errors.Is(err, ErrMissingAPIKey) {
 		return rep, err
 	}
-	secrets := []string{}
-	if p.VLLM != nil && p.VLLM.APIKey != "" {
-		secrets = append(secrets, p.VLLM.APIKey)
-	}
+	secrets := p.Secrets()
 	rr := guest.WithTranscript(r, func(guest.Entry) {}, secrets...)
 	before := r.Stats().Sessions
 	h := tasks.NewHost(rr, p)

@@ -88,7 +88,7 @@ func (r *run) preflight(ctx context.Context, create, checkGPU bool) error {
 			return fail(fmt.Errorf("storage %q does not exist on node %q", s.vm.Disk.Storage, s.node), "fix disk.storage in the catalog (pvesm status lists the node's storages)")
 		}
 		for _, vol := range []struct{ id, what, hint string }{
-			{s.image, "cloud image", "import it on the node: download noble-server-cloudimg-amd64.img into the storage's import/ directory (Datacenter → Storage → content 'import')"},
+			{s.image, "cloud image", "import it on the node: download noble-server-cloudimg-amd64.img (a qcow2 image) and store it as import/noble-server-cloudimg-amd64.qcow2 on the storage (content 'import' enabled; PVE accepts only .ova, .ovf, .qcow2, .raw and .vmdk there)"},
 			{s.iso, "installer ISO", "upload the ISO to the storage"},
 			{s.vendor, "vendor_data snippet", "put the snippet in the storage's snippets/ directory and enable the 'snippets' content type"},
 		} {

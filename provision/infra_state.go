@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aimachine/aimachine/catalog"
+	"github.com/aimachine/aimachine/provision/internal/lease"
 	"github.com/aimachine/aimachine/provision/pve"
 )
 
@@ -22,6 +23,16 @@ type run struct {
 	summary Summary
 	// created is true once this run has posted the VM (rollback may delete it).
 	created bool
+	// pinned is true once this run has pinned the guest's host key (a rollback removes it).
+	pinned bool
+	// lease is this run's lease on the VM (nil before it is taken); stopKeep ends its renewal
+	// and cancel, when set, cancels the run when the lease is lost.
+	lease       *lease.Held
+	stopKeep    func()
+	cancel      context.CancelCauseFunc
+	leaseTTL    time.Duration
+	lockWait    time.Duration
+	forceUnlock string
 }
 
 func (c *Client) newRun(cat *catalog.Catalog, vmName, runID string, rep Reporter) (*run, error) {

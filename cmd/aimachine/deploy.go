@@ -204,8 +204,9 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	h.RegisterHostFlags(fs)
 	replace := fs.Bool("replace-host-key", false, "replace a pinned guest host key that differs (the VM was re-created)")
 	infraOnly := fs.Bool("infra-only", false, "stop once the VM runs and its host key is pinned (no SSH, no guest phase)")
+	forceUnlock := fs.String("force-unlock", "", "take over the run lease of the crashed run `RUN_ID` (named in the refusal) instead of waiting for it to expire")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: aimachine deploy --vm NAME [--catalog FILE] [--keep-on-failure] [--infra-only] [--replace-host-key] [--insecure] [--known-hosts FILE] [--ssh-key FILE] [--jump USER@HOST:PORT] [-v]")
+		fmt.Fprintln(fs.Output(), "Usage: aimachine deploy --vm NAME [--catalog FILE] [--keep-on-failure] [--infra-only] [--replace-host-key] [--force-unlock RUN_ID] [--insecure] [--known-hosts FILE] [--ssh-key FILE] [--jump USER@HOST:PORT] [-v]")
 		fmt.Fprintln(fs.Output(), "       aimachine deploy --vm NAME --host USER@ADDR[:PORT] [--accept-new-host-key] [--catalog FILE] [--known-hosts FILE] [--ssh-key FILE] [--jump USER@HOST:PORT] [-v]")
 		fmt.Fprintln(fs.Output(), "Converges the VM: preflight, create or minimal change, start, cloud-init, SSH, guest phase. Proxmox access comes from PROXMOX_VE_*.")
 		fmt.Fprintln(fs.Output(), "With --host: only the guest phase, on an already installed Ubuntu 24.04 machine (no Proxmox access).")
@@ -215,8 +216,8 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return code
 	}
 	switch {
-	case h.host != "" && (*infraOnly || *replace || *keep):
-		fmt.Fprintln(stderr, "aimachine deploy: --host runs only the guest phase; --infra-only, --replace-host-key and --keep-on-failure apply to a Proxmox deploy")
+	case h.host != "" && (*infraOnly || *replace || *keep || *forceUnlock != ""):
+		fmt.Fprintln(stderr, "aimachine deploy: --host runs only the guest phase; --infra-only, --replace-host-key, --keep-on-failure and --force-unlock apply to a Proxmox deploy")
 		return 2
 	case h.host == "" && h.acceptNew:
 		fmt.Fprintln(stderr, "aimachine deploy: --accept-new-host-key needs --host (a Proxmox deploy pins the key it reads through the guest agent)")
@@ -231,7 +232,7 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	rep := &renderer{w: stderr, verbose: f.verbose}
 	res, err := c.Deploy(ctx, cat, f.vm, provision.DeployOptions{
-		Reporter: rep, KeepOnFailure: *keep, InfraOnly: *infraOnly,
+		Reporter: rep, KeepOnFailure: *keep, InfraOnly: *infraOnly, Lease: provision.LeaseOptions{ForceUnlock: *forceUnlock},
 		SSH:   provision.SSHOptions{KnownHostsFile: h.knownHosts, KeyFile: h.sshKey, Jump: h.jump, ReplaceHostKey: *replace},
 		Guest: provision.GuestOptions{ReportDir: reportDir},
 	})

@@ -23,9 +23,10 @@ func runDestroy(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var f infraFlags
 	f.register(fs)
 	yes := fs.Bool("yes", false, "really delete the VM and its disks")
+	forceUnlock := fs.String("force-unlock", "", "take over the run lease of the crashed run `RUN_ID` (named in the refusal)")
 	knownHosts := fs.String("known-hosts", defaultKnownHosts(), "pinned SSH host keys `FILE` (the VM's line is removed)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: aimachine destroy --vm NAME --yes [--catalog FILE] [--known-hosts FILE] [--insecure] [-v]")
+		fmt.Fprintln(fs.Output(), "Usage: aimachine destroy --vm NAME --yes [--catalog FILE] [--known-hosts FILE] [--force-unlock RUN_ID] [--insecure] [-v]")
 		fmt.Fprintln(fs.Output(), "Stops and deletes the VM with its disks, only if it carries the 'aimachine' tag, and removes its pinned host key. Proxmox access comes from PROXMOX_VE_*.")
 		fs.PrintDefaults()
 	}
@@ -41,7 +42,7 @@ func runDestroy(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return fail(ctx, stderr, err)
 	}
 	rep := &renderer{w: stderr, verbose: f.verbose}
-	res, err := c.Destroy(ctx, cat, f.vm, provision.DestroyOptions{Reporter: rep, KnownHostsFile: *knownHosts})
+	res, err := c.Destroy(ctx, cat, f.vm, provision.DestroyOptions{Reporter: rep, KnownHostsFile: *knownHosts, Lease: provision.LeaseOptions{ForceUnlock: *forceUnlock}})
 	if err != nil {
 		return rep.fail(ctx, err)
 	}

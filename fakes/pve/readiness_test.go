@@ -250,7 +250,7 @@ func TestCreateChecksBridgeAndMappingPrivileges(t *testing.T) {
 		{Path: "/storage", User: lpToken, Role: "PVEDatastoreUser", Propagate: true},
 	}
 	e := newEnv(t, WithTopology(topo))
-	form := url.Values{"vmid": {"140"}, "name": {"x"}, "cores": {"2"}, "scsi0": {"local-lvm:0,import-from=local:import/noble-server-cloudimg-amd64.img"},
+	form := url.Values{"vmid": {"140"}, "name": {"x"}, "cores": {"2"}, "scsi0": {"local-lvm:0,import-from=local:import/noble-server-cloudimg-amd64.qcow2"},
 		"net0": {"virtio,bridge=vmbr0"}, "ciuser": {"ubuntu"}, "hostpci0": {"mapping=gpu0,pcie=1"}}
 	create := func() string {
 		_, status, _ := e.call(t, "POST", "/nodes/pve/qemu", lpToken, lpSecret, form)

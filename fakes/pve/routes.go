@@ -11,9 +11,6 @@ func buildRoutes() []*route {
 			client:      "Client.Ticket / CreateSession (WithCredentials)",
 			modelled:    "password login and ticket renewal (password = valid ticket); ticket + CSRFPreventionToken + cap; 401 `authentication failure` (after the auth delay)",
 			notModelled: "realms other than the users listed, TFA/OTP, `path`/`privs` permission probes"},
-		{method: "GET", pattern: "/access/permissions", params: permissionsSchema, handler: handlePermissions, client: "— (aimachine doctor)",
-			modelled:    "effective privileges per path (propagate 1/0) from users, tokens (privilege separation: intersection with the user), ACLs with propagation and built-in roles; `path`, `userid` (other users need Sys.Audit on /access)",
-			notModelled: "groups, pools, realms other than users listed"},
 		{method: "GET", pattern: "/version", params: emptySchema, handler: handleVersion, client: "Client.Version",
 			modelled: "version, release, repoid (strings)", notModelled: "`console` (only when set in datacenter.cfg)"},
 		{method: "GET", pattern: "/nodes", params: emptySchema, priv: "", handler: handleNodes, client: "Client.Nodes",
@@ -120,6 +117,7 @@ func buildRoutes() []*route {
 		{method: "GET", pattern: "/nodes/{node}/qemu/{vmid}/agent/file-read", params: agentFileReadSchema, priv: "VM.Monitor", privOn: "/vms/{vmid}", handler: handleAgentFileRead,
 			client: "VirtualMachine.AgentFileRead", modelled: "content (+ truncated 1 over 16 MiB)", notModelled: ""},
 	}
+	rs = append(rs, clientRoutes()...)
 	for _, r := range rs {
 		r.segs = splitPath(r.pattern)
 		r.class = classify(r.method, strings.ReplaceAll(r.pattern, "{", ""))

@@ -105,7 +105,7 @@ func CreateAndStart(ctx context.Context, c *proxmox.Client, auth Auth, vm VM) (*
 		proxmox.VirtualMachineOption{Name: "memory", Value: "51200"},
 		proxmox.VirtualMachineOption{Name: "balloon", Value: 0},
 		proxmox.VirtualMachineOption{Name: "scsihw", Value: "virtio-scsi-single"},
-		proxmox.VirtualMachineOption{Name: "scsi0", Value: "local-lvm:0,import-from=local:import/noble-server-cloudimg-amd64.img,iothread=1,discard=on"},
+		proxmox.VirtualMachineOption{Name: "scsi0", Value: "local-lvm:0,import-from=local:import/noble-server-cloudimg-amd64.qcow2,iothread=1,discard=on"},
 		proxmox.VirtualMachineOption{Name: "ide2", Value: "local-lvm:cloudinit"},
 		proxmox.VirtualMachineOption{Name: "boot", Value: "order=scsi0"},
 		proxmox.VirtualMachineOption{Name: "net0", Value: "virtio,bridge=vmbr0"},

@@ -201,7 +201,7 @@ func (h *Host) probes() map[string]string {
 		p["vllm_dirs"] = `stat -c '%U %n' /opt/vllm /opt/vllm/venv /opt/vllm/hf`
 		p["vllm_pip"] = `/opt/vllm/venv/bin/pip show vllm`
 		p["vllm_unit"] = `cat ` + vllmUnitPath
-		p["vllm_env"] = `cat ` + vllmEnvPath + ` && stat -c '%a %U' ` + vllmEnvPath
+		p["vllm_env"] = `cat ` + vllmEnvPath + ` && stat -c '%a %U' ` + vllmEnvPath + ` && echo ::header && cat ` + vllmAuthHeaderPath + ` && stat -c '%a %U' ` + vllmAuthHeaderPath
 		p["vllm_show"] = systemctlShow("vllm.service")
 		p["vllm_ready"] = h.vllmProbe()
 		p["vllm_applied"] = `cat ` + appliedPath("vllm")
