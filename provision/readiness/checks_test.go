@@ -131,3 +131,27 @@ func TestDoctorFindsHostProblems(t *testing.T) {
 		})
 	}
 }
+
+func TestDoctorStopsAtRejectedCredentials(t *testing.T) {
+	srv := fakepve.New(fakepve.WithAuthDelay(0), fakepve.WithTimeScale(0))
+	ts := srv.StartTLS()
+	t.Cleanup(ts.Close)
+	cat, err := catalog.LoadValid("testdata/catalog.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	o := provision.ConnOptions{Endpoint: ts.URL, APIToken: fakepve.DefaultTokenID + "=wrong-secret", Fingerprint: srv.Fingerprint(), Simulator: true}
+	rep, err := Doctor(ctx, o, cat, []*catalog.VM{&cat.VMs[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := rep.Checks[len(rep.Checks)-1]
+	if last.Name != "credentials accepted" || last.Status != Fail || !strings.Contains(last.Fix, "PROXMOX_VE_API_TOKEN") || strings.Contains(last.Detail+last.Fix, "wrong-secret") {
+		t.Errorf("last check %+v", last)
+	}
+	if n := srv.Stats().Mutating; n != 0 {
+		t.Errorf("%d mutating calls", n)
+	}
+}
