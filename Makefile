@@ -61,7 +61,7 @@ sim: ## run the simulator in the foreground and print the two lines that point a
 	@go build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/aimachine ./scripts/demo
 	@bin/demo --serve bin/aimachine $(CATALOG)
 
-deploy-vm-llm-aimachine: ## deploy VM 140 on the real Proxmox host: runs the @live scenarios in order
+deploy-vm-llm-aimachine: ## deploy VM 140 on the real Proxmox host: aimachine doctor, then the @live scenarios in order
 	@if [ "$${CI:-}" = "true" ]; then echo "deploy-vm-llm-aimachine: refusing to touch a real Proxmox host from CI" >&2; exit 2; fi
 	@missing=""; \
 	[ -n "$${PROXMOX_VE_ENDPOINT:-}" ] || missing="$$missing PROXMOX_VE_ENDPOINT"; \
@@ -71,6 +71,9 @@ deploy-vm-llm-aimachine: ## deploy VM 140 on the real Proxmox host: runs the @li
 		echo "deploy-vm-llm-aimachine: missing credentials:$$missing" >&2; \
 		echo "hint: export them (see README, 'Deploying to a real host'), e.g. PROXMOX_VE_ENDPOINT=https://pve.example:8006/" >&2; \
 		exit 2; fi
+	@# Read-only readiness first: every problem of the host with its fix; a ✗ stops here, before
+	@# anything is created (aimachine prepare does the host steps the API allows).
+	go run ./cmd/aimachine doctor --vm vm-llm-aimachine --catalog '$(CATALOG)'
 	@mkdir -p $(REPORTS)
 	@# In file order; AIMACHINE_STOP_ON_FAILURE=1 fails every scenario after the first failure without
 	@# touching the host (godog's --stop-on-failure makes its cucumber formatter panic: godog#387).

@@ -40,6 +40,7 @@ const (
 	MaxDescription = 8192
 	MaxKeyLine     = 16384 // an authorized_keys line of a 16384-bit RSA key is about 2.8 KB
 	MaxPath        = 4096  // Linux PATH_MAX
+	MaxURL         = 2048  // the image URL prepare hands to download-url
 )
 
 // textRules holds a rule for every string field of Catalog, by generic path (list indices
@@ -60,6 +61,8 @@ var textRules = map[string]textRule{
 	"vms[].image.cloud_image":          {alphaVolume, MaxText, false, "/$defs/vm/properties/image/properties/cloud_image"},
 	"vms[].image.iso":                  {alphaVolume, MaxText, false, "/$defs/vm/properties/image/properties/iso"},
 	"vms[].image.vendor_data":          {alphaVolume, MaxText, false, "/$defs/vm/properties/image/properties/vendor_data"},
+	"vms[].image.url":                  {"an http(s) URL: " + alphaNoSpace, MaxURL, false, "/$defs/vm/properties/image/properties/url"},
+	"vms[].image.sha256":               {"a SHA-256: 64 hex digits", 64, false, "/$defs/vm/properties/image/properties/sha256"},
 	"vms[].machine":                    {"a QEMU machine type: q35, pc or pc-q35-X.Y / pc-i440fx-X.Y", 64, false, "/$defs/vm/properties/machine"},
 	"vms[].bios":                       {"one of the words ovmf, seabios", 16, false, "/$defs/vm/properties/bios"},
 	"vms[].cpu":                        {"a Proxmox CPU type: letters, digits, '_', '.', '+' and '-'", 64, false, "/$defs/vm/properties/cpu"},

@@ -13,6 +13,15 @@ const (
 	// DefaultCloudImage is the Ubuntu 24.04 (noble) cloud image as imported on the node.
 	// The live-server ISO cannot install unattended (shared/reference/guest.md §9).
 	DefaultCloudImage = "local:import/noble-server-cloudimg-amd64.qcow2"
+	// DefaultImageURL is the pinned noble cloud image prepare downloads: Ubuntu 24.04 server,
+	// release 20260321, from its dated (immutable) release directory.
+	DefaultImageURL = "https://cloud-images.ubuntu.com/releases/noble/release-20260321/ubuntu-24.04-server-cloudimg-amd64.img"
+	// DefaultImageSHA256 is that file's SHA-256. Source: this directory's SHA256SUMS as quoted,
+	// with the same URL, by two unrelated public repositories (a Proxmox cloud-image catalog,
+	// "Checksum from this dir's SHA256SUMS", and a Lima image pin "sha256:5c3ddb00…"); it was
+	// not re-downloaded here (no network). Check it with:
+	//   curl -s https://cloud-images.ubuntu.com/releases/noble/release-20260321/SHA256SUMS | grep server-cloudimg-amd64.img
+	DefaultImageSHA256 = "5c3ddb00f60bc455dac0862fabe9d8bacec46c33ac1751143c5c3683404b110d"
 	// DefaultStrategy derives a VM's address from its id.
 	DefaultStrategy = StrategyID
 	// DefaultBridge is Proxmox's default Linux bridge.
@@ -70,6 +79,9 @@ func (c *Catalog) ApplyDefaults() {
 		setBool(&vm.OnBoot, true)
 		if vm.Image.CloudImage == "" && vm.Image.ISO == "" {
 			vm.Image.CloudImage = DefaultCloudImage
+		}
+		if vm.Image.CloudImage != "" && vm.Image.URL == "" && vm.Image.SHA256 == "" {
+			vm.Image.URL, vm.Image.SHA256 = DefaultImageURL, DefaultImageSHA256
 		}
 
 		net := &vm.Network

@@ -98,6 +98,13 @@ type Image struct {
 	// VendorData is an optional cloud-init vendor snippet (volume id) installed with cicustom,
 	// e.g. local:snippets/aimachine-vendor.yaml (installs qemu-guest-agent).
 	VendorData string `yaml:"vendor_data,omitempty"`
+	// URL is where `aimachine prepare` downloads the cloud image from (download-url into the
+	// storage of CloudImage, under CloudImage's file name). Default: DefaultImageURL, a dated
+	// noble release (never a moving "current" link: its checksum changes).
+	URL string `yaml:"url,omitempty"`
+	// SHA256 is the image's checksum, verified by Proxmox after the download (default
+	// DefaultImageSHA256, with URL's default; required with any other URL).
+	SHA256 string `yaml:"sha256,omitempty"`
 }
 
 // VMNetwork is a VM's address; fields left empty come from the catalog's NetworkDefaults.

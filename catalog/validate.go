@@ -372,6 +372,8 @@ func (k *checker) disk(p string, vm *VM, node *Node, nodeOK bool) {
 	}
 }
 
+var sha256RE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
 func (k *checker) image(p string, vm *VM, node *Node, nodeOK bool) {
 	img := vm.Image
 	ip := p + ".image"
@@ -383,6 +385,16 @@ func (k *checker) image(p string, vm *VM, node *Node, nodeOK bool) {
 			k.errf(ip+".cloud_image", "%s", cloudImageProblem(img.CloudImage))
 		} else {
 			k.storageOnNode(ip+".cloud_image", "image", m[1], node, nodeOK)
+		}
+	}
+	if img.URL != "" || img.SHA256 != "" {
+		switch {
+		case img.CloudImage == "":
+			k.errf(ip+".url", "url and sha256 describe the cloud image download: set cloud_image too")
+		case !strings.HasPrefix(img.URL, "https://") && !strings.HasPrefix(img.URL, "http://"):
+			k.errf(ip+".url", "got %q, want an http(s) URL of the image, e.g. %s", img.URL, DefaultImageURL)
+		case !sha256RE.MatchString(img.SHA256):
+			k.errf(ip+".sha256", "got %q, want the image's SHA-256 (64 hex digits, from the release's SHA256SUMS)", img.SHA256)
 		}
 	}
 	if img.ISO != "" {

@@ -66,6 +66,7 @@ var invalidCases = []struct {
 	{"invalid-unknown-node.yaml", "vms[0].node", "14:11", `unknown node "pve2" (known nodes: pve)`, 1, schemaAccepts},
 	{"invalid-unknown-storage.yaml", "vms[0].disk.storage", "17:35", `disk storage "local-zfs" is not on node "pve" (its storages: local, local-lvm)`, 1, schemaAccepts},
 	{"invalid-name.yaml", "vms[0].name", "13:11", `got "VM_LLM", want a DNS label`, 1, schemaRejects},
+	{"invalid-image-sha256.yaml", "vms[0].image.sha256", "21:15", `got "5c3ddb00f60bc455", want the image's SHA-256`, 1, schemaRejects},
 	{"invalid-pci-id.yaml", "vms[0].gpu.expect.pci_id", "23:59", `got "10DE:2D04", want vendor:device in lower-case hex`, 1, schemaRejects},
 	{"invalid-gpu-memory-utilization.yaml", "vms[0].services.vllm.gpu_memory_utilization", "29:105", "got 1.5, want a fraction of the VRAM in (0, 1]", 1, schemaRejects},
 	{"invalid-port.yaml", "vms[0].services.ollama.port", "30:37", "got 70000, want a TCP port in 1–65535", 1, schemaRejects},

@@ -10,13 +10,13 @@ import (
 	"testing"
 )
 
-// TestImportFence: steps drive the tool only through its public API (provision, its guest and
-// pve packages, catalog) and the simulator only through what a user has: its endpoint (sim,
+// TestImportFence: steps drive the tool only through its public API (provision, its guest,
+// pve and readiness packages, catalog) and the simulator only through what a user has: its endpoint (sim,
 // container) and its control API (simclient) — never the fake API or guest directly.
 func TestImportFence(t *testing.T) {
 	const mod = "github.com/aimachine/aimachine/"
 	allowed := map[string]bool{
-		mod + "provision": true, mod + "provision/guest": true, mod + "provision/pve": true, mod + "catalog": true,
+		mod + "provision": true, mod + "provision/guest": true, mod + "provision/pve": true, mod + "provision/readiness": true, mod + "catalog": true,
 		mod + "fakes/sim": true, mod + "fakes/container": true, mod + "fakes/simclient": true, mod + "steps": true,
 	}
 	files, err := filepath.Glob("*.go")

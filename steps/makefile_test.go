@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aimachine/aimachine/fakes/sim"
 )
 
 // The live target refuses to start without credentials, names what is missing and dials
@@ -62,6 +64,13 @@ func TestMakeRecipe(t *testing.T) {
 			t.Errorf("recipe lacks %q:\n%s", want, r)
 		}
 	}
+	// issue 11: the read-only doctor runs before the scenarios and stops the target on a ✗
+	// (make stops at a failing command)
+	doctor := strings.Index(r, "aimachine doctor --vm vm-llm-aimachine")
+	godog := strings.Index(r, "godog run")
+	if doctor < 0 || godog < 0 || doctor > godog {
+		t.Errorf("the recipe must run aimachine doctor before the scenarios:\n%s", r)
+	}
 	if _, err := makeRecipe(string(data), "no-such-target"); err == nil {
 		t.Error("makeRecipe found a target that does not exist")
 	}
@@ -87,5 +96,47 @@ func TestMakeSaysWhatItBuildsAndCleans(t *testing.T) {
 	out, err := exec.Command("make", "-n", "--no-print-directory", "-C", "..", "clean").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "rm -rf bin reports .state") {
 		t.Errorf("make -n clean: %v\n%s", err, out)
+	}
+}
+
+// The target runs the read-only doctor first and stops on a ✗: against the bare-host
+// simulator (missing image, snippet, mapping and a privilege) no scenario runs.
+func TestDeployTargetStopsOnDoctorFailure(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s, err := sim.Start(ctx, sim.Options{TopologyFile: "../fakes/sim/testdata/bare-host.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e := s.Info()
+	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "deploy-vm-llm-aimachine", "CATALOG=provision/readiness/testdata/catalog.yml")
+	cmd.Dir = ".."
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "PROXMOX_VE_") || strings.HasPrefix(k, "AIMACHINE_") || k == "CI" || k == "MAKEFLAGS" || k == "MAKELEVEL" || k == "MFLAGS" {
+			continue
+		}
+		cmd.Env = append(cmd.Env, kv)
+	}
+	cmd.Env = append(cmd.Env, "PROXMOX_VE_ENDPOINT="+e.BaseURL, "PROXMOX_VE_CA_FILE="+e.CAFile, "AIMACHINE_SIMULATOR=1",
+		"PROXMOX_VE_API_TOKEN=aimachine@pve!deploy=0b7a9c1e-bare-host-test-token-secret")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("make deploy-vm-llm-aimachine passed on the bare host:\n%s", out)
+	}
+	for _, want := range []string{"✗ vm-llm-aimachine: cloud image", "✗ vm-llm-aimachine: privilege SDN.Use", "checks failed: a deploy would fail"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "godog run") {
+		t.Errorf("the scenarios ran after a failed doctor:\n%s", out)
+	}
+	if st, err := s.Control().Stats(ctx); err != nil || st.API.Mutating != 0 {
+		t.Errorf("%d mutating calls (%v)", st.API.Mutating, err)
 	}
 }

@@ -67,6 +67,8 @@ type World struct {
 	guestMark  int // first event of the last guest phase
 
 	operatorState // features/operator_experience.feature
+	// host readiness (features/host_readiness.feature)
+	rd readinessState
 }
 
 // runRecord is one deploy for the evidence record.

@@ -30,7 +30,7 @@ type route struct {
 	pattern string // "/nodes/{node}/qemu/{vmid}/config"; a last "{name...}" takes the rest
 	segs    []string
 	params  schema
-	priv    string // privilege checked on privPath ("" = any authenticated user)
+	priv    string // privilege checked on privOn ("" = any authenticated user; "A|B" = any of them, the schema's "any")
 	privOn  string // "/vms/{vmid}"
 	class   string
 	public  bool // no authentication (access/ticket)

@@ -14,12 +14,11 @@ import (
 	"time"
 )
 
-// identity is the authenticated user of a request.
+// identity is the authenticated user of a request; its privileges come from the ACLs
+// (Server.permissions, acl.go).
 type identity struct {
 	user    string // root@pam
 	tokenID string // "aimachine" for root@pam!aimachine, "" for ticket logins
-	privs   []string
-	all     bool
 }
 
 // authUser is the user PVE's permission code sees: the full token id for tokens.
@@ -31,10 +30,6 @@ func (id *identity) authUser() string {
 		return id.user + "!" + id.tokenID
 	}
 	return id.user
-}
-
-func (id *identity) has(priv string) bool {
-	return id != nil && (id.all || contains(id.privs, priv))
 }
 
 var reTokenAuth = regexp.MustCompile(`(?:^|\s)PVEAPIToken(?:=| )([^;]*)`)
@@ -80,11 +75,10 @@ func (s *Server) verifyCSRF(tok, user string) bool {
 }
 
 func (s *Server) userIdentity(user string) *identity {
-	u, ok := s.st.users[user]
-	if !ok {
+	if _, ok := s.st.users[user]; !ok {
 		return nil
 	}
-	return &identity{user: user, privs: u.Privs, all: u.Privs == nil}
+	return &identity{user: user}
 }
 
 // authenticate implements pveproxy's choice of credentials (pve-http-server AnyEvent.pm
@@ -157,9 +151,6 @@ func (s *Server) tokenIdentity(val string) (*identity, *apiError) {
 		return nil, errAuth("Authentication failed!")
 	}
 	id.tokenID = tokenID
-	if tok.Privsep {
-		id.all, id.privs = false, tok.Privs
-	}
 	return id, nil
 }
 

@@ -48,6 +48,10 @@ func handleNodes(s *Server, c *call) (any, error) {
 	out := []map[string]any{}
 	for _, n := range s.st.nodes {
 		cpu, mem := s.nodeUsage(n)
+		if n.spec.Offline { // pve-manager lists an unreachable member with status offline only
+			out = append(out, map[string]any{"node": n.spec.Name, "status": "offline", "type": "node", "id": "node/" + n.spec.Name})
+			continue
+		}
 		out = append(out, map[string]any{
 			"node": n.spec.Name, "status": "online", "type": "node", "id": "node/" + n.spec.Name, "level": "",
 			"ssl_fingerprint": s.Fingerprint(), "cpu": cpu, "maxcpu": n.spec.Cores,
@@ -100,12 +104,19 @@ func handleClusterStatus(s *Server, c *call) (any, error) {
 	out := []map[string]any{}
 	standalone := s.st.clusterName == ""
 	if !standalone {
+		// corosync votequorum: one vote per node, quorate with more than half of them online
+		online := 0
+		for _, n := range s.st.nodes {
+			if !n.spec.Offline {
+				online++
+			}
+		}
 		out = append(out, map[string]any{"type": "cluster", "id": "cluster", "name": s.st.clusterName,
-			"version": 1 + len(s.st.nodes), "quorate": 1, "nodes": len(s.st.nodes)})
+			"version": 1 + len(s.st.nodes), "quorate": b2i(2*online > len(s.st.nodes)), "nodes": len(s.st.nodes)})
 	}
 	for i, n := range s.st.nodes {
 		e := map[string]any{"type": "node", "name": n.spec.Name, "id": "node/" + n.spec.Name, "ip": n.spec.IP,
-			"level": "", "online": 1, "local": 0, "nodeid": i + 1}
+			"level": "", "online": b2i(!n.spec.Offline), "local": 0, "nodeid": i + 1}
 		if i == 0 {
 			e["local"] = 1
 		}
@@ -132,6 +143,10 @@ func handleClusterResources(s *Server, c *call) (any, error) {
 	if typ == "" || typ == "node" {
 		for _, n := range s.st.nodes {
 			cpu, mem := s.nodeUsage(n)
+			if n.spec.Offline {
+				out = append(out, map[string]any{"id": "node/" + n.spec.Name, "type": "node", "node": n.spec.Name, "status": "offline"})
+				continue
+			}
 			out = append(out, map[string]any{
 				"id": "node/" + n.spec.Name, "type": "node", "node": n.spec.Name, "status": "online", "level": "",
 				"cgroup-mode": 2, "cpu": cpu, "maxcpu": n.spec.Cores, "mem": mem, "maxmem": uint64(n.spec.MemoryGiB) << 30,
@@ -253,6 +268,15 @@ func handleMappingList(s *Server, c *call) (any, error) {
 	digest := s.mappingsDigest()
 	out := []map[string]any{}
 	for _, m := range ms {
+		// pve-manager API2/Cluster/Mapping/PCI.pm index: only entries with Mapping.Modify,
+		// Mapping.Use or Mapping.Audit on /mapping/pci/<id>
+		perms := s.permissions(c.id.authUser(), "/mapping/pci/"+m.id)
+		_, audit := perms["Mapping.Audit"]
+		_, use := perms["Mapping.Use"]
+		_, modify := perms["Mapping.Modify"]
+		if !audit && !use && !modify {
+			continue
+		}
 		e := m.entry()
 		e["id"], e["digest"] = m.id, digest
 		if node := c.p.get("check-node"); node != "" {

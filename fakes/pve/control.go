@@ -382,8 +382,10 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	}
 	var fr FaultRule
 	var tf TaskFault
+	var rawBody []byte
 	if r.Method == http.MethodPost {
 		raw, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		rawBody = raw
 		if len(bytes.TrimSpace(raw)) > 0 {
 			for _, dst := range []any{&body, &fr, &tf} {
 				if err := json.Unmarshal(raw, dst); err != nil {
@@ -472,6 +474,28 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reply(map[string]bool{"ok": true})
+	case "POST /acl":
+		var a ACLSpec
+		if err := json.Unmarshal(rawBody, &a); err != nil || a.Path == "" || a.User == "" || a.Role == "" {
+			http.Error(w, `"path", "user" and "role" are required`, http.StatusBadRequest)
+			return
+		}
+		if err := s.GrantACL(a); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply(map[string]bool{"ok": true})
+	case "POST /snippet":
+		var sn struct{ VolID, Content string }
+		if err := json.Unmarshal(rawBody, &sn); err != nil || sn.VolID == "" {
+			http.Error(w, `"volid" and "content" are required`, http.StatusBadRequest)
+			return
+		}
+		if err := s.PutSnippet(sn.VolID, sn.Content); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply(map[string]bool{"ok": true})
 	case "POST /pci/release":
 		s.ReleasePCI(body.Node, body.ID)
 		reply(map[string]bool{"ok": true})
@@ -487,7 +511,7 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		reply(map[string]bool{"ok": true})
 	default:
 		http.Error(w, "unknown control call "+r.Method+" /_sim"+rel+
-			" (GET stats|requests|state, POST reset|faults|latency|task-faults|pci/busy|pci/busy-after|pci/release|pci/fault|vm/fault|vm/kill|vm/lock|iommu, DELETE faults)", http.StatusNotFound)
+			" (GET stats|requests|state, POST reset|faults|latency|task-faults|acl|snippet|pci/busy|pci/busy-after|pci/release|pci/fault|vm/fault|vm/kill|vm/lock|iommu, DELETE faults)", http.StatusNotFound)
 	}
 }
 
@@ -609,4 +633,12 @@ func redactParams(raw map[string]any) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// ResetTo makes t the initial topology (a later Reset returns to it) and resets onto it.
+func (s *Server) ResetTo(t Topology) {
+	s.mu.Lock()
+	s.opts.topology = t.clone()
+	s.mu.Unlock()
+	s.Reset()
 }

@@ -53,6 +53,11 @@ func ParityMarkdown() string {
 		{"`POST /_sim/vm/kill` `{vmid}`", "`KillQEMU(vmid)`", "QEMU dies without cleanup: the VM shows stopped, its PCI reservation stays (the next start logs `leftover PCI reservation found for …`)"},
 		{"`POST /_sim/vm/lock` `{vmid,lock}`", "`SetLock(vmid, lock)`", "a lock such as `backup`: config POST/PUT answer `500 VM is locked (backup)`, start/stop tasks fail with it; `\"\"` clears it"},
 		{"`POST /_sim/iommu` `{node,enabled}`", "`SetIOMMU(node, on)`", "IOMMU off: iommugroup -1, pass-through fails at start"},
+		{"`POST /_sim/reset` `{topology}` (fakes/sim)", "`ResetTo(Topology)`", "reset onto another topology (the simulator keeps its root credentials); a plain reset returns to the start one"},
+		{"`POST /_sim/acl` `{path,user,role,propagate}`", "`GrantACL(ACLSpec)`", "what `pveum acl modify PATH --roles ROLE --users|--tokens ID` does"},
+		{"`POST /_sim/snippet` `{volid,content}`", "`PutSnippet(volid, content)`", "a snippet file copied to the node (scp)"},
+		{"— (fakes/sim node shell)", "`SetStorageContent`, `VolumePath`, `WriteNodeFile`", "`pvesm set STORAGE --content`, `pvesm path VOLID`, a file written into a snippets directory"},
+		{"— (Topology.DownloadSources)", "`AddDownloadSource(DownloadSource)`", "a file download-url can fetch (content, or a declared size and sha256); any other URL is unreachable"},
 		{"`/_sim/<prefix>/…`", "`WithControlHandler(prefix, h)`", "mounted handlers (e.g. the guest simulator)"},
 	} {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", c[0], c[1], c[2])
@@ -60,7 +65,7 @@ func ParityMarkdown() string {
 	b.WriteString("\n## Not modelled at all\n\n" +
 		"LXC containers, snapshots, backups/restore, migration, HA, pools, SDN beyond the `localnetwork` resource entry, " +
 		"pending config changes (updates apply at once, also on running VMs), VNC/SPICE/termproxy, TFA, ACL management " +
-		"(users and tokens come from the Topology; privileges are a flat list per user/token), RRD data, task lists.\n")
+		"through the API (users, tokens, roles and ACLs come from the Topology or the control API; groups and pools are not modelled), RRD data, task lists.\n")
 	b.WriteString(schemaCoverageMarkdown())
 	return b.String()
 }

@@ -220,6 +220,11 @@ func handleCreate(s *Server, c *call) (any, error) {
 			return nil, err
 		}
 	}
+	// the privileges of $check_storage_access, $check_vm_modify_config_perm, the hostpci and
+	// bridge checks (vmperms.go); root@pam passes
+	if err := s.checkVMCreatePerms(c.id, c.p.get("vmid"), c.p, keys); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	if err := s.checkNewDisks(node, c.p, keys); err != nil {
 		s.mu.Unlock()

@@ -25,14 +25,14 @@ func buildRoutes() []*route {
 		{method: "GET", pattern: "/cluster/nextid", params: nextIDSchema, handler: handleNextID, client: "Cluster.NextID / CheckID",
 			modelled: "first free id ≥ 100 as a JSON string; `vmid` taken → 400 `VM N already exists`", notModelled: "datacenter next-id range"},
 		{method: "GET", pattern: "/cluster/mapping/pci", params: mappingListSchema, priv: "", handler: handleMappingList, client: "Cluster.PCIMappings",
-			modelled: "id, description, map, digest (of the whole mapping file); `check-node` adds checks (no mapping for the node, missing device, id mismatch)", notModelled: "mdev/live-migration flags"},
+			modelled: "only mappings with Mapping.Audit/Use/Modify on /mapping/pci/ID; id, description, map, digest (of the whole mapping file); `check-node` adds checks (no mapping for the node, missing device, id mismatch)", notModelled: "mdev/live-migration flags"},
 		{method: "POST", pattern: "/cluster/mapping/pci", params: mappingCreateSchema, priv: "Mapping.Modify", privOn: "/mapping/pci", handler: handleMappingCreate,
 			client: "Cluster.NewPCIMapping", modelled: "create with map entries (node, path, id required); duplicate id → 500", notModelled: "subsystem-id validation"},
 		{method: "GET", pattern: "/cluster/mapping/pci/{id}", params: emptySchema, priv: "", handler: handleMappingGet, client: "Cluster.PCIMapping",
 			modelled: "the config section (no id) with digest; unknown → 500 `mapping 'x' not found`", notModelled: ""},
 		{method: "DELETE", pattern: "/cluster/mapping/pci/{id}", params: emptySchema, priv: "Mapping.Modify", privOn: "/mapping/pci", handler: handleMappingDelete,
 			client: "Cluster.DeletePCIMapping", modelled: "removal; a missing id is not an error", notModelled: "—"},
-		{method: "GET", pattern: "/nodes/{node}/hardware/pci", params: pciListSchema, priv: "Sys.Audit", privOn: "/nodes/{node}", handler: handlePCIList,
+		{method: "GET", pattern: "/nodes/{node}/hardware/pci", params: pciListSchema, priv: "Sys.Audit|Sys.Modify", privOn: "/", handler: handlePCIList,
 			client: "Node.ListPCIDevices", modelled: "class blacklist (default 05;06;0b), verbose names, iommugroup (-1 when IOMMU is off), no mdev key for the vfio GPU",
 			notModelled: "physfn/virtfns (SR-IOV)"},
 		{method: "GET", pattern: "/nodes/{node}/hardware/pci/{pciid}", params: emptySchema, priv: "Sys.Audit", privOn: "/nodes/{node}", handler: handlePCIDevice,
@@ -40,19 +40,25 @@ func buildRoutes() []*route {
 		{method: "GET", pattern: "/nodes/{node}/hardware/pci/{pciid}/mdev", params: emptySchema, priv: "Sys.Audit", privOn: "/nodes/{node}", handler: handlePCIMdev,
 			client: "PCIDevice.Mdev", modelled: "empty list (no mediated devices)", notModelled: "vGPU types"},
 		{method: "GET", pattern: "/nodes/{node}/storage", params: storageListSchema, handler: handleStorageList, client: "Node.Storages",
-			modelled: "storages of the node with content, active/enabled/shared 0/1, total/used/avail, used_fraction; `content` filter", notModelled: "`format`, `target`"},
+			modelled: "storages of the node the caller has Datastore.Audit or Datastore.AllocateSpace on, with content, active/enabled/shared 0/1, total/used/avail, used_fraction; `content` filter", notModelled: "`format`, `target`"},
 		{method: "GET", pattern: "/nodes/{node}/storage/{storage}/status", params: emptySchema, priv: "Datastore.Audit", privOn: "/storage/{storage}", handler: handleStorageStatus,
 			client: "Node.Storage", modelled: "same fields without `storage`; missing → 500 `storage 'x' does not exist`", notModelled: ""},
-		{method: "GET", pattern: "/nodes/{node}/storage/{storage}/content", params: storageContentSchema, priv: "Datastore.Audit", privOn: "/storage/{storage}", handler: handleStorageContent,
+		{method: "GET", pattern: "/nodes/{node}/storage/{storage}/content", params: storageContentSchema, priv: "Datastore.Audit|Datastore.AllocateSpace", privOn: "/storage/{storage}", handler: handleStorageContent,
 			client: "Storage.GetContent", modelled: "volid, content, format, size, ctime, vmid; `content`/`vmid` filters; VM disks appear and vanish with the VM",
 			notModelled: "notes, protected, verification"},
 		{method: "GET", pattern: "/nodes/{node}/storage/{storage}/content/{volume...}", params: emptySchema, priv: "Datastore.Audit", privOn: "/storage/{storage}", handler: handleVolumeGet,
 			client: "Storage.ISO / volume attributes", modelled: "path, size, used, format; missing → 500 `file_size_info on 'vol' failed`", notModelled: "notes, protected"},
+		{method: "POST", pattern: "/nodes/{node}/storage/{storage}/download-url", params: downloadSchema, handler: handleDownloadURL,
+			client: "Storage.DownloadURL", modelled: "permission check (Datastore.AllocateTemplate on /storage/X and Sys.Audit+Sys.Modify on / or Sys.AccessNetwork on the node); " +
+				"file-based storage, content configured, file name normalised and its extension per content (import: .ova from PVE 8.3, .ova/.qcow2/.raw/.vmdk from 8.4; `import` refused before 8.3); " +
+				"`download` task: wget lines with dot:giga progress, checksum verified (`checksum mismatch: got … != expect …`, no volume left), existing file with the same checksum is kept (`no need to download`), " +
+				"unknown URL = unresolvable host (exit code 4), source HTTP error (exit code 8); files come from the topology's DownloadSources, never the network",
+			notModelled: "compression, proxies, certificate checks, OVA/image content validation; a declared (size + sha256) source checks only sha256"},
 		{method: "GET", pattern: "/nodes/{node}/qemu", params: qemuListSchema, handler: handleQemuList, client: "Node.VirtualMachines",
 			modelled: "vmid number, status, cpus, maxmem, maxdisk, pid only when running, template only for templates, lock, tags", notModelled: "serial, full=1 extras"},
 		{method: "POST", pattern: "/nodes/{node}/qemu", params: createSchema, priv: "VM.Allocate", privOn: "/vms/{vmid}", handler: handleCreate,
 			client: "Node.NewVirtualMachine",
-			modelled: "JSON and form bodies; schema typing; sshkeys urlencoded (400) and key validation (500); hostpci syntax (400) and root-only raw hostpci (500); " +
+			modelled: "JSON and form bodies; schema typing; qemu-server create permission checks for tokens and other users (storage, option classes, serial, mapping Mapping.Use, bridge SDN.Use); sshkeys urlencoded (400) and key validation (500); hostpci syntax (400) and root-only raw hostpci (500); " +
 				"storage missing for new disks (500) / without images content (400); VM exists (500); `lock: create` while the qmcreate task runs; " +
 				"disk rewrite `local-lvm:500` → `local-lvm:vm-N-disk-M,…,size=500G`; `import-from=` copies the image (size of the source); cloudinit drive; " +
 				"MAC added to netN; smbios1, vmgenid, meta, default boot; task failure (also an injected one) removes the config and volumes (create_vm); start=1",

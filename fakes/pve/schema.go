@@ -187,7 +187,7 @@ func (s *Server) dispatch(r *http.Request, rel string, rec *requestRecord) (any,
 	if id != nil && id.tokenID != "" && !op.AllowToken {
 		return nil, nil, errTokenNotAllowed(rel)
 	}
-	if rt.priv != "" && !id.has(rt.priv) {
+	if rt.priv != "" {
 		path := rt.privOn
 		for k, v := range vars {
 			path = strings.ReplaceAll(path, "{"+k+"}", v)
@@ -195,7 +195,9 @@ func (s *Server) dispatch(r *http.Request, rel string, rec *requestRecord) (any,
 		for k, v := range raw {
 			path = strings.ReplaceAll(path, "{"+k+"}", jsonschema.Scalar(v))
 		}
-		return nil, nil, errPerm(path, rt.priv)
+		if !s.routePermitted(id, path, rt.priv) {
+			return nil, nil, errPerm(path, rt.priv)
+		}
 	}
 	if err := s.checkNode(vars); err != nil {
 		return nil, nil, err
@@ -248,12 +250,14 @@ func (s *Server) dispatchUnlisted(r *http.Request, rel string, rec *requestRecor
 	if err := s.checkNode(vars); err != nil {
 		return nil, nil, err
 	}
-	if rt.priv != "" && !id.has(rt.priv) {
+	if rt.priv != "" {
 		path := rt.privOn
 		for k, v := range p.vals {
 			path = strings.ReplaceAll(path, "{"+k+"}", v)
 		}
-		return nil, nil, errPerm(path, rt.priv)
+		if !s.routePermitted(id, path, rt.priv) {
+			return nil, nil, errPerm(path, rt.priv)
+		}
 	}
 	return s.runHandler(r, rel, rt, vars, p, id)
 }

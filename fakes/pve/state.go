@@ -17,6 +17,9 @@ type state struct {
 	vms          map[int]*vmState
 	reservations map[string]*reservation // "<node> <0000:01:00.0>"
 	incarnations int
+	acls         []ACLSpec
+	roles        map[string][]string
+	sources      []DownloadSource
 }
 
 type nodeState struct {
@@ -100,6 +103,9 @@ func newState(t Topology) *state {
 	for _, tk := range t.Tokens {
 		st.tokens[tk.ID] = tk
 	}
+	st.acls = append([]ACLSpec(nil), t.ACLs...)
+	st.roles = t.Roles
+	st.sources = append([]DownloadSource(nil), t.DownloadSources...)
 	for _, v := range t.VMs {
 		conf := map[string]string{}
 		for k, x := range v.Config {

@@ -36,6 +36,14 @@ func handleStorageList(s *Server, c *call) (any, error) {
 		if !ss.availableOn(node) {
 			continue
 		}
+		// pve-storage API2/Storage/Status.pm index: only storages with Datastore.Audit or
+		// Datastore.AllocateSpace on /storage/<storage>
+		perms := s.permissions(c.id.authUser(), "/storage/"+ss.spec.Name)
+		_, audit := perms["Datastore.Audit"]
+		_, space := perms["Datastore.AllocateSpace"]
+		if !audit && !space {
+			continue
+		}
 		if ct := c.p.get("content"); ct != "" {
 			ok := false
 			for _, want := range strings.Split(ct, ",") {

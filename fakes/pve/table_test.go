@@ -120,6 +120,17 @@ func endpointTable(key string) []row {
 			body:   die("hostname lookup 'xyz' failed - failed to get address info for: xyz: Name or service not known")},
 		{name: "cluster status (standalone)", method: "GET", path: "/cluster/status", status: 200,
 			body: str(`{"data":[{"type":"node","name":"pve","id":"node/pve","ip":"192.168.0.10","level":"","online":1,"local":1,"nodeid":0}]}`)},
+		{name: "permissions one path", method: "GET", path: "/access/permissions?path=/nodes/pve", status: 200, check: func(t *testing.T, m map[string]any) {
+			if p := dataOf(t, m).(map[string]any)["/nodes/pve"].(map[string]any); p["Sys.Audit"] != float64(1) {
+				t.Errorf("root token on /nodes/pve: %v", p)
+			}
+		}},
+		{name: "download-url snippets content refused", method: "POST", path: "/nodes/pve/storage/local/download-url",
+			json: `{"url":"https://x.example/a.yaml","content":"snippets","filename":"a.yaml"}`, status: 400, reason: "Parameter verification failed.",
+			body: perr(`{"content":"value 'snippets' does not have a value in the enumeration 'iso, vztmpl, import'"}`)},
+		{name: "download-url no checksum-algorithm", method: "POST", path: "/nodes/pve/storage/local/download-url",
+			json: `{"url":"https://x.example/a.img","content":"import","filename":"a.qcow2","checksum":"ab"}`, status: 400, reason: "Parameter verification failed.",
+			body: perr(`{"checksum-algorithm":"missing property required by 'checksum'"}`)},
 		{name: "resources vm (none)", method: "GET", path: "/cluster/resources?type=vm", status: 200, body: str(`{"data":[]}`)},
 		{name: "resources bad type", method: "GET", path: "/cluster/resources?type=lxc", status: 400, reason: "Parameter verification failed.",
 			body: perr(`{"type":"value 'lxc' does not have a value in the enumeration 'vm, storage, node, sdn'"}`)},

@@ -10,6 +10,12 @@ type Topology struct {
 	Mappings []PCIMappingSpec
 	Users    []UserSpec
 	Tokens   []TokenSpec
+	// ACLs grant roles on paths (/etc/pve/user.cfg "acl:" lines); see access.go.
+	ACLs []ACLSpec
+	// Roles are custom roles (name -> privileges) next to PVE's built-in ones.
+	Roles map[string][]string
+	// DownloadSources are the files download-url can fetch (the simulator never dials out).
+	DownloadSources []DownloadSource
 	// VMs exist before the first request (config as PVE stores it, key -> raw value).
 	VMs []VMSpec
 }
@@ -25,6 +31,8 @@ type NodeSpec struct {
 	// IOMMU is false when the node booted without intel_iommu/amd_iommu (iommugroup -1, pass-through fails).
 	IOMMU bool
 	PCI   []PCIDevice
+	// Offline marks a cluster member that is down (cluster/status online 0; quorum counts it out).
+	Offline bool
 }
 
 // StorageSpec is one storage (storage.cfg entry) with its content.
@@ -47,6 +55,8 @@ type VolumeSpec struct {
 	VMID   int    // owner (images), 0 = none
 	// Data is the file content for snippets (readable by guests through Server.SnippetContent).
 	Data string
+	// SHA256 is the file's checksum (download-url compares an existing file with it).
+	SHA256 string `json:",omitempty"`
 }
 
 // PCIMappingSpec is a cluster PCI resource mapping (/etc/pve/mapping/pci.cfg).
@@ -57,7 +67,8 @@ type PCIMappingSpec struct {
 	Map []string
 }
 
-// UserSpec is a PVE user. Privs nil means every privilege (root@pam).
+// UserSpec is a PVE user. Privs are privileges on every path; nil means every privilege unless
+// an ACL names the user (then the ACLs alone decide, as on a real host). root@pam has all.
 type UserSpec struct {
 	ID       string // root@pam
 	Password string
@@ -164,6 +175,14 @@ func (t Topology) clone() Topology {
 	}
 	c.Users = append([]UserSpec(nil), t.Users...)
 	c.Tokens = append([]TokenSpec(nil), t.Tokens...)
+	c.ACLs = append([]ACLSpec(nil), t.ACLs...)
+	if t.Roles != nil {
+		c.Roles = map[string][]string{}
+		for k, v := range t.Roles {
+			c.Roles[k] = append([]string(nil), v...)
+		}
+	}
+	c.DownloadSources = append([]DownloadSource(nil), t.DownloadSources...)
 	c.VMs = append([]VMSpec(nil), t.VMs...)
 	for i := range c.VMs {
 		m := map[string]string{}

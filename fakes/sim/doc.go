@@ -5,6 +5,13 @@
 // Everything listens on loopback. Guests are never dialled: the jump host serves direct-tcpip
 // (ssh -J) by handing the channel to guest.Factory.DialGuest, so a client that reaches
 // 192.168.0.140:22 "through" the jump host only ever opens a TCP connection to 127.0.0.1.
+// As the node's own sshd it also runs the few root commands of `aimachine prepare --node-ssh`
+// (pvesm set STORAGE --content, pvesm path VOLID, writing a snippet file; nodeshell.go).
+// download-url never leaves loopback either: it serves the topology's DownloadSources.
+//
+// POST /_sim/reset with {"topology": "<YAML or JSON>"} resets onto another topology (e.g.
+// testdata/bare-host.yaml, the host before aimachine prepare) until the next plain reset, which
+// returns to the start topology; the root@pam password and token secret stay.
 //
 // The state dir holds:
 //

@@ -33,7 +33,8 @@ type JumpStats struct {
 	ActiveConnections int64 `json:"active_connections"` // connections open now
 }
 
-// jumpHost is the simulated PVE host's sshd, reduced to what a bastion does: user root with
+// jumpHost is the simulated PVE host's sshd, reduced to what a bastion does (and the node shell of
+// nodeshell.go): user root with
 // public-key auth (keys from authorized_keys, re-read on every attempt), direct-tcpip forwarding
 // to guest addresses only, through the GuestDialer (in memory).
 type jumpHost struct {
@@ -42,6 +43,7 @@ type jumpHost struct {
 	authorizedKeys string
 	dial           GuestDialer
 	log            *slog.Logger
+	node           nodeOps // the node's root shell (nodeshell.go); set once the API exists
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -148,8 +150,11 @@ func (j *jumpHost) handle(nc net.Conn) {
 				j.forward(ctx, nch)
 			}()
 		case "session":
-			j.sessionsRefused.Add(1)
-			_ = nch.Reject(ssh.Prohibited, "pvesim jump host: only forwarding to guests (ssh -J / direct-tcpip) is available")
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				j.session(nch)
+			}()
 		default:
 			_ = nch.Reject(ssh.UnknownChannelType, "unknown channel type "+nch.ChannelType())
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -84,6 +85,11 @@ type Sim struct {
 	control *simclient.Client
 	log     *slog.Logger
 	ownDir  bool
+
+	// start is the topology of Start (with its credentials): a plain reset returns to it.
+	start    pve.Topology
+	password string
+	secret   string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -178,6 +184,7 @@ func Start(ctx context.Context, o Options) (_ *Sim, err error) {
 		secret = randomUUID()
 	}
 	setCredentials(&topo, password, secret)
+	s.start, s.password, s.secret = topo, password, secret
 
 	// Guests, API, jump host.
 	s.guests = guest.NewFactory(
@@ -212,6 +219,7 @@ func Start(ctx context.Context, o Options) (_ *Sim, err error) {
 		popts = append(popts, pve.WithPVEVersion(o.PVEVersion))
 	}
 	s.api = pve.New(popts...)
+	s.jump.node = s.api
 	s.hs = s.api.NewHTTPServer(apiLn.Addr().String())
 	s.hs.Handler = s.controlReset(s.api)
 	s.hs.ErrorLog = slog.NewLogLogger(log.With("part", "https").Handler(), slog.LevelDebug)
@@ -385,7 +393,12 @@ func ensureAuthorized(path string, key ssh.PublicKey) error {
 func (s *Sim) controlReset(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/_sim/reset" {
-			s.api.Reset()
+			topo, err := s.resetTopology(r)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			s.api.ResetTo(topo)
 			s.guests.ClearFaults("")
 			s.guests.ResetStats()
 			s.jump.resetStats()
@@ -434,4 +447,30 @@ func setCredentials(t *pve.Topology, password, secret string) {
 	if !found {
 		t.Tokens = append(t.Tokens, pve.TokenSpec{ID: TokenID, Secret: secret})
 	}
+}
+
+// resetTopology reads the optional {"topology": "<YAML or JSON>"} of a reset: that topology
+// with the simulator's credentials, or the start topology when there is none.
+func (s *Sim) resetTopology(r *http.Request) (pve.Topology, error) {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	if err != nil {
+		return pve.Topology{}, err
+	}
+	var body struct {
+		Topology string `json:"topology"`
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, &body); err != nil {
+			return pve.Topology{}, fmt.Errorf("reset: bad JSON: %w", err)
+		}
+	}
+	if body.Topology == "" {
+		return s.start, nil
+	}
+	t, err := ParseTopology([]byte(body.Topology))
+	if err != nil {
+		return pve.Topology{}, fmt.Errorf("reset: topology: %w", err)
+	}
+	setCredentials(&t, s.password, s.secret)
+	return t, nil
 }

@@ -175,8 +175,15 @@ func TestJumpHostRefuses(t *testing.T) {
 			t.Errorf("jump host forwarded to %s; want refusal (only running guests are reachable)", addr)
 		}
 	}
-	if _, err := jc.NewSession(); err == nil {
-		t.Error("jump host opened a session; want only forwarding")
+	// a session runs only the node commands of aimachine prepare --node-ssh (nodeshell.go)
+	if sess, err := jc.NewSession(); err != nil {
+		t.Errorf("session: %v", err)
+	} else {
+		var ee *ssh.ExitError
+		if err := sess.Run("rm -rf /"); !errors.As(err, &ee) || ee.ExitStatus() != 127 {
+			t.Errorf("rm -rf / on the node shell: %v, want exit 127", err)
+		}
+		sess.Close()
 	}
 
 	other, _ := ssh.NewSignerFromKey(mustEd25519(t))

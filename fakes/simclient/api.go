@@ -191,3 +191,21 @@ func (c *Client) ReleasePCI(ctx context.Context, node, id string) error {
 func (c *Client) SetIOMMU(ctx context.Context, node string, on bool) error {
 	return c.Do(ctx, http.MethodPost, "iommu", map[string]any{"node": node, "enabled": on}, nil)
 }
+
+// ResetTopology resets the simulator onto another topology (YAML or JSON, the format of
+// pvesim --topology): until the next plain Reset, the host is that one. The simulator keeps
+// its root@pam password and its root@pam!aimachine token secret.
+func (c *Client) ResetTopology(ctx context.Context, topology []byte) error {
+	return c.Do(ctx, http.MethodPost, "reset", map[string]string{"topology": string(topology)}, nil)
+}
+
+// GrantACL adds an ACL entry, as `pveum acl modify PATH --roles ROLE --tokens ID` (or --users) does.
+func (c *Client) GrantACL(ctx context.Context, path, user, role string, propagate bool) error {
+	return c.Do(ctx, http.MethodPost, "acl", map[string]any{"path": path, "user": user, "role": role, "propagate": propagate}, nil)
+}
+
+// PutSnippet writes a snippet file onto a storage with the snippets content type (what an
+// operator does with scp to /var/lib/vz/snippets/).
+func (c *Client) PutSnippet(ctx context.Context, volid, content string) error {
+	return c.Do(ctx, http.MethodPost, "snippet", map[string]string{"volid": volid, "content": content}, nil)
+}
