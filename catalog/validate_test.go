@@ -68,6 +68,8 @@ var invalidCases = []struct {
 	{"invalid-pci-id.yaml", "vms[0].gpu.expect.pci_id", "23:59", `got "10DE:2D04", want vendor:device in lower-case hex`, 1, schemaRejects},
 	{"invalid-gpu-memory-utilization.yaml", "vms[0].services.vllm.gpu_memory_utilization", "29:105", "got 1.5, want a fraction of the VRAM in (0, 1]", 1, schemaRejects},
 	{"invalid-port.yaml", "vms[0].services.ollama.port", "30:37", "got 70000, want a TCP port in 1–65535", 1, schemaRejects},
+	{"invalid-ollama-model.yaml", "vms[0].services.ollama.models[0]", "30:40", `got "qwen 2.5", want an Ollama model name`, 1, schemaRejects},
+	{"invalid-hf-token-env.yaml", "vms[0].services.vllm.hf_token_env", "29:95", `got "hf-token", want an environment variable name`, 1, schemaRejects},
 	{"invalid-vllm-no-version.yaml", "vms[0].services.vllm.version", "29:7", "is required with vLLM enabled: pin the pip version", 1, schemaRejects},
 	{"invalid-same-port.yaml", "vms[0].services.ollama.port", "30:37", "port 8000 is also services.vllm.port", 1, schemaAccepts},
 }
