@@ -35,6 +35,23 @@ type GuestOptions struct {
 // ErrMissingAPIKey is returned when the catalog names an API key variable that is not set.
 var ErrMissingAPIKey = errors.New("API key environment variable not set")
 
+// ErrMissingHFToken is returned when the catalog names a Hugging Face token variable that is not set.
+var ErrMissingHFToken = errors.New("Hugging Face token environment variable not set")
+
+// paramSecrets are the values no output may show: the vLLM API key and the Hugging Face token.
+func paramSecrets(p tasks.Params) []string {
+	var s []string
+	if p.VLLM != nil {
+		if p.VLLM.APIKey != "" {
+			s = append(s, p.VLLM.APIKey)
+		}
+		if p.VLLM.HFToken != "" {
+			s = append(s, p.VLLM.HFToken)
+		}
+	}
+	return s
+}
+
 // guestParams turns the catalog VM into task parameters.
 func guestParams(vm *catalog.VM, o GuestOptions) (tasks.Params, error) {
 	getenv := o.Getenv
@@ -64,7 +81,17 @@ func guestParams(vm *catalog.VM, o GuestOptions) (tasks.Params, error) {
 	if vm.VLLMEnabled() {
 		v := vm.Services.VLLM
 		vp := &tasks.VLLMParams{Version: v.Version, Model: v.Model, Binds: v.Bind, Port: v.Port,
-			GPUMemoryUtilization: v.GPUMemoryUtilization, MaxModelLen: v.MaxModelLen}
+			GPUMemoryUtilization: v.GPUMemoryUtilization, MaxModelLen: v.MaxModelLen,
+			ModelsDir: v.ModelsDir, Revision: v.Revision, HFTokenEnv: v.HFTokenEnv}
+		if vp.ModelsDir == "" {
+			vp.ModelsDir = catalog.DefaultVLLMModelsDir
+		}
+		if v.HFTokenEnv != "" {
+			vp.HFToken = strings.TrimSpace(getenv(v.HFTokenEnv))
+			if vp.HFToken == "" && keyErr == nil {
+				keyErr = fmt.Errorf("%w: services.vllm.hf_token_env names %s, which is empty (hint: export %s=<a Hugging Face read token> before running aimachine; it is written to the VM's %s, mode 0600, and never printed)", ErrMissingHFToken, v.HFTokenEnv, v.HFTokenEnv, "/opt/vllm/hf/token")
+			}
+		}
 		if vp.Version == "" {
 			vp.Version = DefaultVLLMVersion
 		}
@@ -87,7 +114,7 @@ func guestParams(vm *catalog.VM, o GuestOptions) (tasks.Params, error) {
 	}
 	if vm.OllamaEnabled() {
 		o := vm.Services.Ollama
-		op := &tasks.OllamaParams{Version: o.Version, Binds: o.Bind, Port: o.Port, ModelsDir: o.ModelsDir}
+		op := &tasks.OllamaParams{Version: o.Version, Binds: o.Bind, Port: o.Port, ModelsDir: o.ModelsDir, Models: o.Models}
 		if op.Port == 0 {
 			op.Port = catalog.DefaultOllamaPort
 		}
@@ -166,13 +193,14 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 	}
 	p, err := guestParams(vm, opts)
 	if err != nil {
-		return sum, &TaskError{Phase: PhaseGuest, Task: "read the vLLM API key", Err: err}
+		task := "read the vLLM API key"
+		if errors.Is(err, ErrMissingHFToken) {
+			task = "read the Hugging Face token"
+		}
+		return sum, &TaskError{Phase: PhaseGuest, Task: task, Err: err}
 	}
 	var tr transcript
-	secrets := []string{}
-	if p.VLLM != nil && p.VLLM.APIKey != "" {
-		secrets = append(secrets, p.VLLM.APIKey)
-	}
+	secrets := paramSecrets(p)
 	rr := guest.WithTranscript(r, tr.add, secrets...)
 	p.Progress = func(task, msg string) {
 		rep.Report(Event{Phase: PhaseGuest, Task: task, Message: guest.RedactAll(msg, secrets)})
@@ -343,13 +371,10 @@ func (r VerifyReport) Check(name string) (VerifyCheck, bool) {
 func VerifyGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts GuestOptions) (VerifyReport, error) {
 	rep := VerifyReport{VM: vm.Name}
 	p, err := guestParams(vm, opts)
-	if err != nil && !errors.Is(err, ErrMissingAPIKey) {
+	if err != nil && !errors.Is(err, ErrMissingAPIKey) && !errors.Is(err, ErrMissingHFToken) {
 		return rep, err
 	}
-	secrets := []string{}
-	if p.VLLM != nil && p.VLLM.APIKey != "" {
-		secrets = append(secrets, p.VLLM.APIKey)
-	}
+	secrets := paramSecrets(p)
 	rr := guest.WithTranscript(r, func(guest.Entry) {}, secrets...)
 	before := r.Stats().Sessions
 	h := tasks.NewHost(rr, p)

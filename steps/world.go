@@ -181,9 +181,11 @@ func (w *World) setupDeploy(ctx context.Context, t *target) error {
 	}
 	w.dcat = cat
 	w.vmName = "vm-llm-aimachine"
-	if vm, err := cat.VM(w.vmName); err == nil && vm.VLLMEnabled() && vm.Services.VLLM.APIKeyEnv != "" {
-		if k := os.Getenv(vm.Services.VLLM.APIKeyEnv); k != "" {
-			w.secrets = append(w.secrets, secretForms(k)...) // the vLLM API key never reaches a report
+	if vm, err := cat.VM(w.vmName); err == nil && vm.VLLMEnabled() {
+		for _, env := range []string{vm.Services.VLLM.APIKeyEnv, vm.Services.VLLM.HFTokenEnv} {
+			if k := os.Getenv(env); env != "" && k != "" {
+				w.secrets = append(w.secrets, secretForms(k)...) // the vLLM API key and HF token never reach a report
+			}
 		}
 	}
 	if !t.simulated() {

@@ -77,6 +77,7 @@ func usage(w io.Writer) {
 		{provision.EnvSimulator, "1: talk to loopback addresses only (the simulator)"},
 		{envSSHKey + ", " + envKnownHosts + ", " + envJumpHost, "defaults of --ssh-key, --known-hosts and --jump"},
 		{"services.vllm.api_key_env", "the catalog names the variable that holds vLLM's API key (never printed)"},
+		{"services.vllm.hf_token_env", "the catalog names the variable that holds a Hugging Face token for gated models (never printed)"},
 	} {
 		fmt.Fprintf(w, "  %s\n      %s\n", e[0], e[1])
 	}

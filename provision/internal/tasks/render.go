@@ -64,13 +64,18 @@ func needsLoopbackProxy(v *VLLMParams) bool {
 }
 
 // RenderVLLMUnit is /etc/systemd/system/vllm.service. The API key lives in the 0600
-// environment file as VLLM_API_KEY, never on the command line.
+// environment file as VLLM_API_KEY, never on the command line. The model is downloaded
+// before the service starts (models.go), so the service runs with HF_HUB_OFFLINE=1: a
+// missing model is an immediate, clear error instead of a download that looks like a hang.
 func RenderVLLMUnit(v *VLLMParams) string {
 	args := []string{vllmVenv + "/bin/vllm", "serve", v.Model,
 		"--host", vllmHost(v),
 		"--port", strconv.Itoa(v.Port),
 		"--gpu-memory-utilization", strconv.FormatFloat(v.GPUMemoryUtilization, 'f', 2, 64),
-		"--download-dir", vllmRoot + "/models",
+		"--download-dir", v.modelsDir(),
+	}
+	if v.Revision != "" {
+		args = append(args, "--revision", v.Revision)
 	}
 	if v.MaxModelLen > 0 {
 		args = append(args, "--max-model-len", strconv.Itoa(v.MaxModelLen))
@@ -90,6 +95,7 @@ WorkingDirectory=/opt/vllm
 Environment=HOME=/opt/vllm
 Environment=HF_HOME=/opt/vllm/hf
 Environment=VLLM_CACHE_ROOT=/opt/vllm/cache
+Environment=HF_HUB_OFFLINE=1
 EnvironmentFile=/etc/vllm/vllm.env
 `)
 	fmt.Fprintf(&b, "ExecStart=%s\n", strings.Join(args, " "))
