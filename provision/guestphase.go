@@ -329,6 +329,9 @@ type VerifyReport struct {
 	Checks []VerifyCheck
 	// Sessions is how many SSH exec sessions the verification used.
 	Sessions int
+	// Completions are the chat completions verify asked for (vLLM and each listed Ollama
+	// model), with time to first token and tokens/s.
+	Completions []Completion `json:",omitempty"`
 }
 
 // OK reports whether every check passed (and there was at least one).
@@ -384,6 +387,19 @@ func VerifyGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts Guest
 	}
 	for _, c := range checks {
 		rep.Checks = append(rep.Checks, VerifyCheck{Name: c.Name, Pass: c.Pass, Evidence: guest.RedactAll(c.Evidence, secrets)})
+	}
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	n := len(rep.Checks)
+	verifyCompletions(ctx, rr, vm, p, getenv, &rep)
+	for i := n; i < len(rep.Checks); i++ {
+		rep.Checks[i].Evidence = guest.RedactAll(rep.Checks[i].Evidence, secrets)
+	}
+	for i := range rep.Completions {
+		rep.Completions[i].Text = guest.RedactAll(rep.Completions[i].Text, secrets)
+		rep.Completions[i].Error = guest.RedactAll(rep.Completions[i].Error, secrets)
 	}
 	rep.Sessions = r.Stats().Sessions - before
 	if opts.Reporter != nil {

@@ -1,0 +1,117 @@
+package guestsimtest
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aimachine/aimachine/provision"
+)
+
+const hfToken = "hf_simulatedReadToken0123"
+
+func (w *world) optsEnv(run string, rep provision.Reporter, env map[string]string) provision.GuestOptions {
+	o := w.opts(run, rep)
+	o.Getenv = func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		return map[string]string{"SIM_VLLM_KEY": apiKey}[k]
+	}
+	return o
+}
+
+// TestGatedModelNeedsAToken: a gated model without a token stops at the download with the
+// Hub's refusal and the fix; with the token (written 0600 for the vllm user) it is served.
+// The token appears in no event, error, transcript or guest command line.
+func TestGatedModelNeedsAToken(t *testing.T) {
+	w := start(t)
+	w.vm.Services.VLLM.Model = "meta-llama/Llama-3.2-1B-Instruct"
+	r := w.dial(t)
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var events []string
+	rep := provision.ReporterFunc(func(e provision.Event) { events = append(events, e.Task+": "+e.Message) })
+	_, err := provision.RunGuestPhase(ctx, r, w.cat, w.vm, w.optsEnv("gated", rep, nil))
+	var te *provision.TaskError
+	if !errors.As(err, &te) || !strings.HasPrefix(te.Task, "download meta-llama/Llama-3.2-1B-Instruct") {
+		t.Fatalf("want the download task to fail, got %v", err)
+	}
+	if !strings.Contains(te.Err.Error(), "Access denied. Model 'meta-llama/Llama-3.2-1B-Instruct' requires approval.") || !strings.Contains(te.Hint, "hf_token_env") {
+		t.Errorf("error %q, hint %q: want the Hub's refusal and hf_token_env", te.Err, te.Hint)
+	}
+	if res, _ := r.Run(ctx, "systemctl is-active vllm"); strings.TrimSpace(res.Stdout) == "active" {
+		t.Error("vLLM was started without its model")
+	}
+
+	w.vm.Services.VLLM.HFTokenEnv = "SIM_HF_TOKEN"
+	_, err = provision.RunGuestPhase(ctx, r, w.cat, w.vm, w.optsEnv("token", rep, map[string]string{"SIM_HF_TOKEN": ""}))
+	if !errors.Is(err, provision.ErrMissingHFToken) {
+		t.Errorf("empty token variable: %v, want ErrMissingHFToken", err)
+	}
+	if _, err := provision.RunGuestPhase(ctx, r, w.cat, w.vm, w.optsEnv("token", rep, map[string]string{"SIM_HF_TOKEN": hfToken})); err != nil {
+		t.Fatalf("with a token: %v", err)
+	}
+	res, err := r.Run(ctx, "sudo stat -c '%a %U' /opt/vllm/hf/token; systemctl is-active vllm")
+	if err != nil || strings.Fields(res.Stdout)[0] != "600" || strings.Fields(res.Stdout)[1] != "vllm" || strings.Fields(res.Stdout)[2] != "active" {
+		t.Errorf("token file / vllm: %q %v", res.Stdout, err)
+	}
+	vr, err := provision.VerifyGuest(ctx, r, w.vm, w.optsEnv("verify", nil, map[string]string{"SIM_HF_TOKEN": hfToken}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := vr.Check("vLLM answers a chat completion on the GPU"); !ok || !c.Pass {
+		t.Errorf("completion: %+v", c)
+	}
+	tr, _ := os.ReadFile(filepath.Join(w.reports, "vm-llm-aimachine-token", "transcript.log"))
+	if len(tr) == 0 {
+		t.Fatal("no transcript")
+	}
+	if !strings.Contains(w.commands(), "/opt/vllm/venv/bin/hf download meta-llama/Llama-3.2-1B-Instruct") {
+		t.Fatal("the guest's command-line record lacks the hf download")
+	}
+	for what, s := range map[string]string{"transcript": string(tr), "events": strings.Join(events, "\n"), "commands": w.commands()} {
+		if strings.Contains(s, hfToken) {
+			t.Errorf("the Hugging Face token appears in the %s", what)
+		}
+	}
+}
+
+// commands are the command lines the guest ran (its journal of exec requests).
+func (w *world) commands() string {
+	return strings.Join(w.g.CommandLines(), "\n")
+}
+
+// TestModelTooLargeStopsBeforeVLLMStarts: 14B in bf16 (29 GB) against 0.60 × 16 GB.
+func TestModelTooLargeStopsBeforeVLLMStarts(t *testing.T) {
+	w := start(t)
+	w.vm.Services.VLLM.Model = "Qwen/Qwen2.5-14B-Instruct"
+	r := w.dial(t)
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	_, err := provision.RunGuestPhase(ctx, r, w.cat, w.vm, w.opts("large", nil))
+	var te *provision.TaskError
+	if !errors.As(err, &te) || !strings.HasPrefix(te.Task, "check Qwen/Qwen2.5-14B-Instruct fits") {
+		t.Fatalf("want the fit check to fail, got %v", err)
+	}
+	for _, want := range []string{"weights 27.4 GiB", "0.60 × 15.9 GiB = 9.6 GiB"} {
+		if !strings.Contains(te.Err.Error(), want) {
+			t.Errorf("error %q lacks %q", te.Err, want)
+		}
+	}
+	for _, want := range []string{"smaller or quantised model", "max_model_len", "gpu_memory_utilization cannot help"} {
+		if !strings.Contains(te.Hint, want) {
+			t.Errorf("hint %q lacks %q", te.Hint, want)
+		}
+	}
+	res, _ := r.Run(ctx, "systemctl show -p NRestarts -p ActiveState vllm")
+	if !strings.Contains(res.Stdout, "ActiveState=inactive") || !strings.Contains(res.Stdout, "NRestarts=0") {
+		t.Errorf("vLLM was started: %q", res.Stdout)
+	}
+}
