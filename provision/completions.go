@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -200,4 +201,43 @@ func ollamaOnGPU(ctx context.Context, c *http.Client, t bench.Target) (bool, str
 		}
 	}
 	return false, "/api/ps does not list " + want + " after the completion"
+}
+
+// Bench runs a load test against the VM's inference servers (vLLM and each listed Ollama
+// model), every request through one SSH connection to the guest. cfg.Targets and cfg.Client
+// are filled in here. Ctrl-C (ctx) ends it cleanly with the finished levels.
+func Bench(ctx context.Context, cat *catalog.Catalog, vmName string, o HostOptions, cfg bench.Config) (bench.Result, error) {
+	vm, err := cat.VM(vmName)
+	if err != nil {
+		return bench.Result{}, err
+	}
+	getenv := o.Guest.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if vm.VLLMEnabled() && vm.Services.VLLM.APIKeyEnv != "" && getenv(vm.Services.VLLM.APIKeyEnv) == "" {
+		return bench.Result{}, fmt.Errorf("%w: services.vllm.api_key_env names %s, which is empty (hint: export %s=<key>: vLLM answers 401 without it)", ErrMissingAPIKey, vm.Services.VLLM.APIKeyEnv, vm.Services.VLLM.APIKeyEnv)
+	}
+	cfg.Targets = InferenceTargets(vm, getenv)
+	if len(cfg.Targets) == 0 {
+		return bench.Result{}, fmt.Errorf("%s serves no model: enable services.vllm, or list services.ollama.models", vm.Name)
+	}
+	gc, err := GuestConfig(cat, vm, o)
+	if err != nil {
+		return bench.Result{}, err
+	}
+	r, err := guest.Dial(ctx, gc)
+	if err != nil {
+		return bench.Result{}, fmt.Errorf("connect over SSH to %s@%s: %w", gc.User, gc.Addr, err)
+	}
+	defer r.Close()
+	cfg.Client = HTTPClientVia(r)
+	defer cfg.Client.CloseIdleConnections()
+	return bench.Run(ctx, cfg)
+}
+
+// VerifyEvidence is the evidence record of a verify run (checks and completions), written
+// like a deploy's as <dir>/<vm>-<run>/evidence.json.
+func VerifyEvidence(rep VerifyReport, runID string) *Evidence {
+	return &Evidence{VM: rep.VM, RunID: runID, Time: time.Now().UTC(), Checks: rep.Checks, Completions: rep.Completions, Timings: []EvidenceTiming{}}
 }

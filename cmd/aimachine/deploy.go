@@ -253,8 +253,9 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return 0
 }
 
-// reportDir receives the deploy's log bundle and evidence record (<vm>-<run>/).
-const reportDir = "reports"
+// reportDir receives the deploy's log bundle and evidence record (<vm>-<run>/), verify's
+// evidence record and bench's report (a variable for tests).
+var reportDir = "reports"
 
 // writeEvidence writes reports/<vm>-<run>/evidence.json (versions, GPU, timings); a failure to
 // write it is reported, never fatal.

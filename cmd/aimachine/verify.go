@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/aimachine/aimachine/catalog"
 	"github.com/aimachine/aimachine/provision"
@@ -31,7 +32,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: aimachine verify --vm NAME [--catalog FILE] [--host USER@ADDR[:PORT]] [--ssh-key FILE] [--known-hosts FILE] [--jump USER@HOST:PORT] [--json]")
-		fmt.Fprintln(fs.Output(), "Read-only proof over SSH: lspci, nvidia-smi (model, memory, driver), open kernel module, dmesg, nvcc, a CUDA sample, vLLM /health and /v1/models, Ollama. Exit 0 only when every check passes.")
+		fmt.Fprintln(fs.Output(), "Read-only proof over SSH: lspci, nvidia-smi (model, memory, driver), open kernel module, dmesg, nvcc, a CUDA sample, vLLM /health and /v1/models, a chat completion from vLLM and from each listed Ollama model (time to first token, tokens/s; through the SSH connection), Ollama. Writes reports/<vm>-verify-<time>/evidence.json. Exit 0 only when every check passes.")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseArgs(fs, args); !ok {
@@ -48,6 +49,12 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	rep, err := provision.Verify(ctx, cat, *vm, h.options())
 	if err != nil {
 		return fail(ctx, stderr, err)
+	}
+	ev := provision.VerifyEvidence(rep, "verify-"+time.Now().UTC().Format("20060102T150405Z"))
+	if path, err := ev.Write(reportDir); err != nil {
+		fmt.Fprintln(stderr, "evidence not written:", err)
+	} else {
+		fmt.Fprintln(stderr, "evidence: "+path)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

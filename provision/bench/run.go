@@ -119,9 +119,22 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return res, nil
 }
 
+// drainLimit bounds how long requests in flight at the end of a level may still run.
+func drainLimit(d time.Duration) time.Duration {
+	if d < time.Minute {
+		return time.Minute
+	}
+	return d
+}
+
+// runLevel keeps n clients busy for cfg.Duration (no request starts after it), then lets the
+// requests in flight finish (bounded by drainLimit), like a closed-loop `vllm bench serve
+// --max-concurrency n`. Throughput is counted over the whole time, drain included.
 func runLevel(ctx context.Context, cfg Config, t Target, n int) Level {
 	lctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
+	rctx, rcancel := context.WithTimeout(ctx, cfg.Duration+drainLimit(cfg.Duration))
+	defer rcancel()
 	req := cfg.Request
 	req.IgnoreEOS = t.Server == VLLM
 	var (
@@ -147,9 +160,9 @@ func runLevel(ctx context.Context, cfg Config, t Target, n int) Level {
 		go func() {
 			defer wg.Done()
 			for lctx.Err() == nil && take() {
-				s, err := Complete(lctx, cfg.Client, t, req)
-				if lctx.Err() != nil {
-					return // cut off by the level's end: not counted
+				s, err := Complete(rctx, cfg.Client, t, req)
+				if ctx.Err() != nil {
+					return // interrupted: not counted
 				}
 				mu.Lock()
 				if err != nil {
