@@ -64,7 +64,8 @@ type World struct {
 	faultFired int
 	faultKind  string
 	guestErr   error
-	guestMark  int // first event of the last guest phase
+	guestMark  int    // first event of the last guest phase
+	hfToken    string // the Hugging Face token this scenario exported (model_serving.feature)
 }
 
 // runRecord is one deploy for the evidence record.

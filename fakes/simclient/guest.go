@@ -118,3 +118,10 @@ func (c *Client) GuestExec(ctx context.Context, vmid int, user, command string) 
 		map[string]string{"command": command, "user": user}, &out)
 	return out, err
 }
+
+// GuestCommandLines returns every command line VM vmid's guest ran (argv joined with spaces),
+// for tests proving that no secret was passed on a command line.
+func (c *Client) GuestCommandLines(ctx context.Context, vmid int) ([]string, error) {
+	var out []string
+	return out, c.Do(ctx, http.MethodGet, "guest/guests/"+strconv.Itoa(vmid)+"/cmdlines", nil, &out)
+}
