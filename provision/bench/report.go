@@ -173,6 +173,7 @@ func writePlot(file, vm string, r Result) error {
 			return err
 		}
 	}
+	thr.Y.Min, lat.Y.Min = 0, 0
 	thr.Legend.Top, lat.Legend.Top = true, true
 	thr.Legend.Left, lat.Legend.Left = true, true
 	const w, h = 12 * vg.Inch, 4.5 * vg.Inch
