@@ -1,6 +1,7 @@
 package guestsimtest
 
 import (
+	"encoding/json"
 	"context"
 	"errors"
 	"os"
@@ -75,9 +76,12 @@ func TestGatedModelNeedsAToken(t *testing.T) {
 	if !strings.Contains(w.commands(), "/opt/vllm/venv/bin/hf download meta-llama/Llama-3.2-1B-Instruct") {
 		t.Fatal("the guest's command-line record lacks the hf download")
 	}
-	for what, s := range map[string]string{"transcript": string(tr), "events": strings.Join(events, "\n"), "commands": w.commands()} {
-		if strings.Contains(s, hfToken) {
-			t.Errorf("the Hugging Face token appears in the %s", what)
+	vj, _ := json.Marshal(vr)
+	for what, s := range map[string]string{"transcript": string(tr), "events": strings.Join(events, "\n"), "guest command lines": w.commands(), "verify report": string(vj)} {
+		for name, secret := range map[string]string{"Hugging Face token": hfToken, "vLLM API key": apiKey} {
+			if strings.Contains(s, secret) {
+				t.Errorf("the %s appears in the %s", name, what)
+			}
 		}
 	}
 }
