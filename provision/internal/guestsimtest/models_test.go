@@ -1,8 +1,8 @@
 package guestsimtest
 
 import (
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	fakeguest "github.com/aimachine/aimachine/fakes/guest"
 	"github.com/aimachine/aimachine/provision"
 )
 
@@ -117,5 +118,56 @@ func TestModelTooLargeStopsBeforeVLLMStarts(t *testing.T) {
 	res, _ := r.Run(ctx, "systemctl show -p NRestarts -p ActiveState vllm")
 	if !strings.Contains(res.Stdout, "ActiveState=inactive") || !strings.Contains(res.Stdout, "NRestarts=0") {
 		t.Errorf("vLLM was started: %q", res.Stdout)
+	}
+}
+
+// TestModelDownloadFailuresNameTheModelAndTheFix: an unknown repo, a full disk and a download
+// that breaks off (then resumes on the re-run); a model missing from the Ollama library.
+func TestModelDownloadFailuresNameTheModelAndTheFix(t *testing.T) {
+	w := start(t)
+	r := w.dial(t)
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	run := func(name string) *provision.TaskError {
+		t.Helper()
+		_, err := provision.RunGuestPhase(ctx, r, w.cat, w.vm, w.opts(name, nil))
+		var te *provision.TaskError
+		if !errors.As(err, &te) {
+			t.Fatalf("%s: want a task error, got %v", name, err)
+		}
+		return te
+	}
+	w.vm.Services.VLLM.Model = "Qwen/Qwen2.5-3B-Instruct-Typo"
+	te := run("unknown")
+	if !strings.Contains(te.Err.Error(), "Model 'Qwen/Qwen2.5-3B-Instruct-Typo' not found") || !strings.Contains(te.Hint, "check services.vllm.model") {
+		t.Errorf("unknown repo: %v (hint %q)", te.Err, te.Hint)
+	}
+
+	w.vm.Services.VLLM.Model = "Qwen/Qwen2.5-3B-Instruct"
+	if _, err := w.f.InjectFault(fakeguest.Fault{Kind: fakeguest.FaultDiskFull, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	te = run("diskfull")
+	if !strings.Contains(te.Err.Error(), "No space left on device") || !strings.Contains(te.Hint, "/opt/models is full") || !strings.Contains(te.Task, "Qwen/Qwen2.5-3B-Instruct") {
+		t.Errorf("disk full: task %q: %v (hint %q)", te.Task, te.Err, te.Hint)
+	}
+
+	if _, err := w.f.InjectFault(fakeguest.Fault{Kind: fakeguest.FaultHubDrop, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	te = run("drop")
+	if !strings.Contains(te.Err.Error(), "RemoteProtocolError") || !strings.Contains(te.Hint, "re-run") {
+		t.Errorf("broken download: %v (hint %q)", te.Err, te.Hint)
+	}
+
+	w.vm.Services.Ollama.Models = []string{"qwen2.5:0.5b", "no-such-model:7b"}
+	te = run("ollama")
+	if te.Task != "pull the Ollama models qwen2.5:0.5b, no-such-model:7b" || !strings.Contains(te.Hint, `"no-such-model:7b" is not in the Ollama library`) {
+		t.Errorf("ollama pull: task %q: %v (hint %q)", te.Task, te.Err, te.Hint)
+	}
+	res, _ := r.Run(ctx, "ls /opt/models/models--Qwen--Qwen2.5-3B-Instruct/blobs | grep -c incomplete; systemctl is-active vllm")
+	if strings.Fields(res.Stdout)[0] != "0" || strings.Fields(res.Stdout)[1] != "active" {
+		t.Errorf("the re-run did not finish the broken download and start vLLM: %q", res.Stdout)
 	}
 }
