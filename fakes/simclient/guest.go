@@ -22,6 +22,9 @@ const (
 	FaultAgentNeverStarts  = "agent-never-starts"
 	FaultCloudInitDegraded = "cloud-init-degraded"
 	FaultCloudInitCrash    = "cloud-init-crash"
+	FaultHubSlow           = "hub-slow"
+	FaultHubDrop           = "hub-download-fails"
+	FaultDiskFull          = "disk-full"
 )
 
 // GuestFault is one injected guest failure.
