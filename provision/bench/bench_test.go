@@ -2,7 +2,12 @@ package bench
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"image/png"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,5 +58,44 @@ func TestReportFiles(t *testing.T) {
 	}
 	if _, err := png.Decode(bytes.NewReader(b)); err != nil {
 		t.Errorf("bench.png: %v", err)
+	}
+}
+
+// TestRunStopsCleanlyOnCancel: Ctrl-C (ctx) ends a level at once, keeps what finished and
+// marks the result interrupted; a slow stream is cut, not waited for.
+func TestRunStopsCleanlyOnCancel(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fl := w.(http.Flusher)
+		for i := 0; ; i++ {
+			if _, err := fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":\"t%d \"}}]}\n\n", i); err != nil {
+				return
+			}
+			fl.Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	c := NewHTTPClient(func(ctx context.Context, a string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", a) // loopback test server
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res, err := Run(ctx, Config{Targets: []Target{{Server: VLLM, Model: "m", Addr: addr}}, Concurrency: []int{2, 4}, Duration: time.Minute, Client: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Run took %v after the cancel", took)
+	}
+	if !res.Interrupted || len(res.Levels) != 0 {
+		t.Errorf("interrupted %v, %d levels; want interrupted with no finished level (streams never end)", res.Interrupted, len(res.Levels))
 	}
 }
