@@ -324,7 +324,7 @@ func progHF(p *proc) int {
 			continue
 		}
 		if g.f.fault(FaultDiskFull, g.id.VMID, func(ft *Fault) bool { return ft.Pattern == "" || strings.HasPrefix(repoDir, ft.Pattern) }) != nil {
-			p.errorf("\n%s: UserWarning: Not enough free disk space to download the file. The expected file size is: %.2f MB. The target location %s/blobs only has %.2f MB free disk space.\n  warnings.warn(\n", "/opt/vllm/venv/lib/python3.12/site-packages/huggingface_hub/file_download.py:728", float64(f.size)/1e6, repoDir, 0.0)
+			p.errorf("\n%s: UserWarning: Not enough free disk space to download the file. The expected file size is: %.2f MB. The target location %s/blobs only has %.2f MB free disk space.\n  warnings.warn(\n", hfSitePackages(p)+"/huggingface_hub/file_download.py:728", float64(f.size)/1e6, repoDir, 0.0)
 			pw, _ := p.open(blob+".incomplete", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 			if pw != nil {
 				pw.Close()
@@ -400,6 +400,9 @@ func hfError(p *proc, msg string) int {
 }
 
 func hfTraceback(p *proc, last string) int {
-	p.errorf("Traceback (most recent call last):\n  File \"/opt/vllm/venv/bin/hf\", line 8, in <module>\n    sys.exit(main())\n             ^^^^^^\n  File \"/opt/vllm/venv/lib/python3.12/site-packages/huggingface_hub/cli/hf.py\", line 113, in main\n    app()\n%s\n", last)
+	p.errorf("Traceback (most recent call last):\n  File \"%s\", line 8, in <module>\n    sys.exit(main())\n             ^^^^^^\n  File \"%s/huggingface_hub/cli/hf.py\", line 113, in main\n    app()\n%s\n", p.path, hfSitePackages(p), last)
 	return 1
 }
+
+// hfSitePackages is the site-packages of the venv the running hf belongs to (bin/hf).
+func hfSitePackages(p *proc) string { return sitePackages(path.Dir(path.Dir(p.path))) }
