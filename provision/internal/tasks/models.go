@@ -117,13 +117,14 @@ func (h *Host) modelProbes(p map[string]string) {
 	}
 }
 
-// vllmModelTasks run before vLLM's unit is (re)started.
+// vllmModelTasks run before vLLM's unit is written and (re)started: a model that is missing
+// or cannot fit stops the run while the running service (if any) is left as it is.
 func (h *Host) vllmModelTasks() []engine.Task {
 	var ts []engine.Task
 	if h.P.VLLM.HFToken != "" {
 		ts = append(ts, h.hfTokenTask())
 	}
-	return append(ts, h.modelDownloadTask())
+	return append(ts, h.modelDownloadTask(), h.vllmFitTask())
 }
 
 // tokenDigest is what the guest's token file must hash to (the digest, never the token, is

@@ -142,7 +142,7 @@ func (h *Host) vllmTasks() []engine.Task {
 	if needsLoopbackProxy(v) {
 		ts = append(ts, h.vllmLoopbackTask())
 	}
-	ts = append(ts, h.vllmFitTask(), h.serviceTask("vllm", "vllm_show"), h.vllmReadyTask())
+	ts = append(ts, h.serviceTask("vllm", "vllm_show"), h.vllmReadyTask())
 	return ts
 }
 
