@@ -211,6 +211,9 @@ func runVLLM(ctx context.Context, s *system, sv *service, argv []string, env map
 	}
 	dl := c.download
 	if dl == "" {
+		dl = env["HF_HUB_CACHE"] // huggingface_hub constants.py
+	}
+	if dl == "" {
 		dl = home + "/hub"
 	}
 	pr := &proc{g: g, ctx: ctx, user: u, env: env, dir: "/"}

@@ -98,6 +98,9 @@ Environment=VLLM_CACHE_ROOT=/opt/vllm/cache
 Environment=HF_HUB_OFFLINE=1
 EnvironmentFile=/etc/vllm/vllm.env
 `)
+	// The config and tokenizer are read through huggingface_hub's cache (HF_HUB_CACHE), the
+	// weights through --download-dir: both point at the directory hf download filled.
+	fmt.Fprintf(&b, "Environment=HF_HUB_CACHE=%s\n", v.modelsDir())
 	fmt.Fprintf(&b, "ExecStart=%s\n", strings.Join(args, " "))
 	b.WriteString(`Restart=on-failure
 RestartSec=10
