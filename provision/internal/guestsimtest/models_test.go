@@ -171,3 +171,39 @@ func TestModelDownloadFailuresNameTheModelAndTheFix(t *testing.T) {
 		t.Errorf("the re-run did not finish the broken download and start vLLM: %q", res.Stdout)
 	}
 }
+
+// TestPinnedRevisionAndIdempotentDownload: a pinned revision reaches hf download and vLLM
+// (--revision), and a complete snapshot is not downloaded again (no task changes on a re-run).
+func TestPinnedRevisionAndIdempotentDownload(t *testing.T) {
+	w := start(t)
+	w.vm.Services.VLLM.Revision = "main"
+	r := w.dial(t)
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, err := provision.RunGuestPhase(ctx, r, w.cat, w.vm, w.opts("pin", nil)); err != nil {
+		t.Fatal(err)
+	}
+	unit, err := r.Run(ctx, "cat /etc/systemd/system/vllm.service")
+	if err != nil || !strings.Contains(unit.Stdout, " --revision main") {
+		t.Errorf("the unit does not pin the revision: %v\n%s", err, unit.Stdout)
+	}
+	var changed []string
+	rep := provision.ReporterFunc(func(e provision.Event) {
+		if e.Status == provision.StatusChanged {
+			changed = append(changed, e.Task)
+		}
+	})
+	if _, err := provision.RunGuestPhase(ctx, r, w.cat, w.vm, w.opts("again", rep)); err != nil || len(changed) != 0 {
+		t.Fatalf("second run: %v, changed %v (a complete snapshot is no change)", err, changed)
+	}
+	hfRuns := 0
+	for _, l := range w.g.CommandLines() {
+		if strings.HasPrefix(l, "/opt/vllm/venv/bin/hf download Qwen/Qwen2.5-3B-Instruct --cache-dir /opt/models --revision main") {
+			hfRuns++
+		}
+	}
+	if hfRuns != 1 {
+		t.Errorf("hf download ran %d times for the pinned revision, want once", hfRuns)
+	}
+}
