@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aimachine/aimachine/provision/guest"
 	"github.com/aimachine/aimachine/provision/internal/engine"
@@ -184,7 +185,9 @@ func (h *Host) modelDownloadTask() engine.Task {
 			h.progress(name, "downloading with hf download (huggingface_hub); a large model takes minutes")
 			script := "set -e; install -d -o vllm -g vllm -m 0755 " + guest.Quote(v.modelsDir()) + "; " +
 				"cd " + vllmRoot + "; sudo -u vllm -H env HF_HOME=" + hfHome + " HF_HUB_DISABLE_PROGRESS_BARS=1 " + strings.Join(args, " ")
+			stop := h.heartbeat(name, "still downloading "+v.Model, downloadHeartbeat)
 			res, err := h.Root(ctx, script)
+			stop()
 			if err != nil {
 				if ctx.Err() != nil {
 					return err
@@ -209,6 +212,34 @@ func (h *Host) modelDownloadTask() engine.Task {
 			}
 			return fmt.Sprintf("%.1f GiB of weights in %s", float64(got.WeightBytes())/(1<<30), got.Path)
 		},
+	}
+}
+
+// downloadHeartbeat is how often a running download says it is still running.
+const downloadHeartbeat = 30 * time.Second
+
+// heartbeat reports msg with the elapsed time every interval until the returned stop is
+// called (stop waits for the reporter goroutine, so no report follows it).
+func (h *Host) heartbeat(task, msg string, every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				h.progress(task, fmt.Sprintf("%s (%s so far)", msg, time.Since(start).Round(time.Second)))
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseModelProbe(t *testing.T) {
@@ -51,5 +52,27 @@ func TestDownloadErrorNamesTheHubMessage(t *testing.T) {
 	err = downloadError("Traceback (most recent call last):\n  File \"x\"\nOSError: [Errno 28] No space left on device\n", errors.New("exit 1"))
 	if err.Error() != "OSError: [Errno 28] No space left on device" {
 		t.Errorf("%v", err)
+	}
+}
+
+func TestHeartbeatReportsUntilStopped(t *testing.T) {
+	got := make(chan string, 1000)
+	h := &Host{P: Params{Progress: func(task, msg string) { got <- task + ": " + msg }}}
+	stop := h.heartbeat("download m", "still downloading m", time.Millisecond)
+	select {
+	case m := <-got:
+		if !strings.HasPrefix(m, "download m: still downloading m (") {
+			t.Errorf("report %q", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no heartbeat")
+	}
+	stop() // waits for the reporter: nothing is sent after it returns
+	n := len(got)
+	for i := 0; i < 3; i++ {
+		time.Sleep(2 * time.Millisecond)
+		if len(got) != n {
+			t.Fatal("a heartbeat came after stop")
+		}
 	}
 }
