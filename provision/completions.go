@@ -14,7 +14,6 @@ import (
 	"github.com/aimachine/aimachine/catalog"
 	"github.com/aimachine/aimachine/provision/bench"
 	"github.com/aimachine/aimachine/provision/guest"
-	"github.com/aimachine/aimachine/provision/internal/tasks"
 )
 
 // Completion is one answered chat completion, as verify records it in evidence.json.
@@ -102,7 +101,7 @@ func HTTPClientVia(r guest.Runner) *http.Client {
 
 // verifyCompletions asks every server for a completion through the SSH connection and adds
 // one check per answer (non-empty, on the GPU), and for vLLM with a key the 401 without it.
-func verifyCompletions(ctx context.Context, r guest.Runner, vm *catalog.VM, p tasks.Params, getenv func(string) string, rep *VerifyReport) {
+func verifyCompletions(ctx context.Context, r guest.Runner, vm *catalog.VM, getenv func(string) string, rep *VerifyReport) {
 	if !guest.CanForward(r) {
 		return // unit-test runners; every SSH connection of the tool forwards
 	}

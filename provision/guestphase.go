@@ -393,7 +393,7 @@ func VerifyGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts Guest
 		getenv = os.Getenv
 	}
 	n := len(rep.Checks)
-	verifyCompletions(ctx, rr, vm, p, getenv, &rep)
+	verifyCompletions(ctx, rr, vm, getenv, &rep)
 	for i := n; i < len(rep.Checks); i++ {
 		rep.Checks[i].Evidence = guest.RedactAll(rep.Checks[i].Evidence, secrets)
 	}
