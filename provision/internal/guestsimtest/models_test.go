@@ -173,7 +173,8 @@ func TestModelDownloadFailuresNameTheModelAndTheFix(t *testing.T) {
 }
 
 // TestPinnedRevisionAndIdempotentDownload: a pinned revision reaches hf download and vLLM
-// (--revision), and a complete snapshot is not downloaded again (no task changes on a re-run).
+// (--revision), a complete snapshot is not downloaded again (no task changes on a re-run), and
+// an Ollama model the catalog does not list is left alone.
 func TestPinnedRevisionAndIdempotentDownload(t *testing.T) {
 	w := start(t)
 	w.vm.Services.VLLM.Revision = "main"
@@ -188,6 +189,10 @@ func TestPinnedRevisionAndIdempotentDownload(t *testing.T) {
 	if err != nil || !strings.Contains(unit.Stdout, " --revision main") {
 		t.Errorf("the unit does not pin the revision: %v\n%s", err, unit.Stdout)
 	}
+	// a model the catalog does not list, pulled by hand, is left alone
+	if _, err := r.Run(ctx, "OLLAMA_HOST=192.168.0.140:11434 ollama pull tinyllama"); err != nil {
+		t.Fatal(err)
+	}
 	var changed []string
 	rep := provision.ReporterFunc(func(e provision.Event) {
 		if e.Status == provision.StatusChanged {
@@ -196,6 +201,9 @@ func TestPinnedRevisionAndIdempotentDownload(t *testing.T) {
 	})
 	if _, err := provision.RunGuestPhase(ctx, r, w.cat, w.vm, w.opts("again", rep)); err != nil || len(changed) != 0 {
 		t.Fatalf("second run: %v, changed %v (a complete snapshot is no change)", err, changed)
+	}
+	if l, err := r.Run(ctx, "OLLAMA_HOST=192.168.0.140:11434 ollama list"); err != nil || !strings.Contains(l.Stdout, "tinyllama:latest") || !strings.Contains(l.Stdout, "qwen2.5:0.5b") {
+		t.Errorf("ollama list after the re-run: %v\n%s", err, l.Stdout)
 	}
 	hfRuns := 0
 	for _, l := range w.g.CommandLines() {
