@@ -82,9 +82,13 @@ var textRules = map[string]textRule{
 	"vms[].services.vllm.model":        {"a Hugging Face model id or a path: " + alphaNoSpace, MaxText, false, "/$defs/vllm/properties/model"},
 	"vms[].services.vllm.bind[]":       {alphaIPv4, 15, false, "/$defs/ipv4"},
 	"vms[].services.vllm.api_key_env":  {"an environment variable name: letters, digits and '_'", 128, false, "/$defs/vllm/properties/api_key_env"},
+	"vms[].services.vllm.models_dir":   {"an absolute path: '/' then " + alphaNoSpace, MaxPath, false, "/$defs/vllm/properties/models_dir"},
+	"vms[].services.vllm.revision":     {"a Hugging Face revision: letters, digits, '.', '_', '/' and '-'", MaxText, false, "/$defs/vllm/properties/revision"},
+	"vms[].services.vllm.hf_token_env": {"an environment variable name: letters, digits and '_'", 128, false, "/$defs/vllm/properties/hf_token_env"},
 	"vms[].services.ollama.version":    {alphaVersion, 64, false, "/$defs/version"},
 	"vms[].services.ollama.bind[]":     {alphaIPv4, 15, false, "/$defs/ipv4"},
 	"vms[].services.ollama.models_dir": {"an absolute path: '/' then " + alphaNoSpace, MaxPath, false, "/$defs/ollama/properties/models_dir"},
+	"vms[].services.ollama.models[]":   {"an Ollama model name [NAMESPACE/]NAME[:TAG]: lower-case letters, digits, '.', '_', '-', one '/' and one ':' (the tag may hold upper case)", MaxText, false, "/$defs/ollama/properties/models/items"},
 	"vms[].tags[]":                     {"a Proxmox tag: lower-case letters, digits, '_', '+', '.' and '-'", 64, false, "/$defs/vm/properties/tags/items"},
 	"vms[].description":                {alphaPrintable + ", line feeds and tabs", MaxDescription, true, "/$defs/vm/properties/description"},
 }

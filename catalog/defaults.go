@@ -38,6 +38,8 @@ const (
 	DefaultOllamaPort = 11434
 	// DefaultOllamaModelsDir keeps models off the service user's home (OLLAMA_MODELS).
 	DefaultOllamaModelsDir = "/opt/ollama/models"
+	// DefaultVLLMModelsDir is where the vLLM model is downloaded before the service starts.
+	DefaultVLLMModelsDir = "/opt/models"
 )
 
 // Address strategies (NetworkDefaults.Strategy).
@@ -103,6 +105,7 @@ func (c *Catalog) ApplyDefaults() {
 
 		if v := vm.Services.VLLM; v != nil {
 			setInt(&v.Port, DefaultVLLMPort)
+			setString(&v.ModelsDir, DefaultVLLMModelsDir)
 			if v.GPUMemoryUtilization == 0 {
 				v.GPUMemoryUtilization = DefaultGPUMemoryUtilization
 			}

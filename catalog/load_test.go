@@ -25,7 +25,7 @@ func TestLoadRecordsThePositionOfEveryField(t *testing.T) {
 		"vms[0].gpu.pci_address":        {49, 20},
 		"vms[0].gpu.expect.pci_id":      {54, 17},
 		"vms[0].cloud_init.ssh_keys[0]": {59, 11},
-		"vms[2].onboot":                 {108, 13},
+		"vms[2].onboot":                 {112, 13},
 	} {
 		got, ok := c.Position(path)
 		if !ok || got != want {

@@ -170,6 +170,14 @@ type VLLM struct {
 	// GPUMemoryUtilization is vLLM's --gpu-memory-utilization; the default 0.60 leaves room for Ollama.
 	GPUMemoryUtilization float64 `yaml:"gpu_memory_utilization,omitempty"`
 	MaxModelLen          int     `yaml:"max_model_len,omitempty"`
+	// ModelsDir is where the model is downloaded ahead of the service (the Hugging Face
+	// cache layout; vLLM's --download-dir); default /opt/models.
+	ModelsDir string `yaml:"models_dir,omitempty"`
+	// Revision pins the model's Hugging Face revision (a commit, branch or tag); empty = main.
+	Revision string `yaml:"revision,omitempty"`
+	// HFTokenEnv names the environment variable (on the machine running aimachine) holding a
+	// Hugging Face token, needed for gated models.
+	HFTokenEnv string `yaml:"hf_token_env,omitempty"`
 }
 
 // Ollama is the Ollama server.
@@ -180,6 +188,8 @@ type Ollama struct {
 	Bind      []string `yaml:"bind,omitempty"` // default: the VM's IP
 	Port      int      `yaml:"port"`           // default 11434
 	ModelsDir string   `yaml:"models_dir"`     // default /opt/ollama/models
+	// Models are pulled after the service starts (ollama pull); models not listed are left alone.
+	Models []string `yaml:"models,omitempty"`
 }
 
 // Position is a place in the catalog file.

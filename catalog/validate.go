@@ -42,6 +42,10 @@ var (
 	versionRE = regexp.MustCompile(`^v?[0-9]+\.[0-9]+(\.[0-9]+)?([.+-]?[0-9A-Za-z.]+)?$`)
 	envRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	absPathRE = regexp.MustCompile(`^/\S*$`)
+	// revisionRE: a git ref or commit as the Hub accepts them.
+	revisionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]*$`)
+	// ollamaModelRE: [namespace/]name[:tag], as ollama pull takes them.
+	ollamaModelRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?(:[A-Za-z0-9][A-Za-z0-9._-]*)?$`)
 )
 
 // Bounds.
@@ -610,6 +614,15 @@ func (k *checker) services(sp string, vm *VM) {
 		if v.APIKeyEnv != "" && !envRE.MatchString(v.APIKeyEnv) {
 			k.errf(vp+".api_key_env", "got %q, want an environment variable name (pattern %s)", v.APIKeyEnv, envRE)
 		}
+		if v.HFTokenEnv != "" && !envRE.MatchString(v.HFTokenEnv) {
+			k.errf(vp+".hf_token_env", "got %q, want an environment variable name (pattern %s)", v.HFTokenEnv, envRE)
+		}
+		if !absPathRE.MatchString(v.ModelsDir) {
+			k.errf(vp+".models_dir", "got %q, want an absolute path like %s", v.ModelsDir, DefaultVLLMModelsDir)
+		}
+		if v.Revision != "" && !revisionRE.MatchString(v.Revision) {
+			k.errf(vp+".revision", "got %q, want a Hugging Face revision: a commit hash, branch or tag (letters, digits, . _ - /)", v.Revision)
+		}
 		k.binds(vp+".bind", vm, v.Bind)
 	}
 	if o != nil {
@@ -624,6 +637,17 @@ func (k *checker) services(sp string, vm *VM) {
 		k.port(op+".port", o.Port)
 		if !absPathRE.MatchString(o.ModelsDir) {
 			k.errf(op+".models_dir", "got %q, want an absolute path like %s", o.ModelsDir, DefaultOllamaModelsDir)
+		}
+		seen := map[string]bool{}
+		for i, m := range o.Models {
+			mp := fmt.Sprintf("%s.models[%d]", op, i)
+			if !ollamaModelRE.MatchString(m) {
+				k.errf(mp, "got %q, want an Ollama model name like qwen2.5:0.5b or llama3.2", m)
+			}
+			if seen[ollamaTagged(m)] {
+				k.errf(mp, "%q is listed twice", m)
+			}
+			seen[ollamaTagged(m)] = true
 		}
 		k.binds(op+".bind", vm, o.Bind)
 		if v != nil && v.Enabled && o.Enabled && v.Port == o.Port {
@@ -685,4 +709,12 @@ func (k *checker) acrossVMs() {
 			}
 		}
 	}
+}
+
+// ollamaTagged adds Ollama's implicit :latest tag.
+func ollamaTagged(m string) string {
+	if strings.Contains(m, ":") {
+		return m
+	}
+	return m + ":latest"
 }

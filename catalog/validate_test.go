@@ -70,6 +70,8 @@ var invalidCases = []struct {
 	{"invalid-pci-id.yaml", "vms[0].gpu.expect.pci_id", "23:59", `got "10DE:2D04", want vendor:device in lower-case hex`, 1, schemaRejects},
 	{"invalid-gpu-memory-utilization.yaml", "vms[0].services.vllm.gpu_memory_utilization", "29:105", "got 1.5, want a fraction of the VRAM in (0, 1]", 1, schemaRejects},
 	{"invalid-port.yaml", "vms[0].services.ollama.port", "30:37", "got 70000, want a TCP port in 1–65535", 1, schemaRejects},
+	{"invalid-ollama-model.yaml", "vms[0].services.ollama.models[0]", "30:40", `got "qwen 2.5", want an Ollama model name`, 1, schemaRejects},
+	{"invalid-hf-token-env.yaml", "vms[0].services.vllm.hf_token_env", "29:95", `got "hf-token", want an environment variable name`, 1, schemaRejects},
 	{"invalid-vllm-no-version.yaml", "vms[0].services.vllm.version", "29:7", "is required with vLLM enabled: pin the pip version", 1, schemaRejects},
 	{"invalid-image-img.yaml", "vms[0].image.cloud_image", "18:20", `got "local:import/x.img": an Ubuntu .img cloud image is a qcow2 disk, and Proxmox's import content accepts only .ova .ovf .qcow2 .raw .vmdk (pve-storage parse_volname, $IMPORT_EXT_RE_1); store it as x.qcow2 under import/`, 1, schemaRejects},
 	{"invalid-merge-bomb.yaml", "", "3:1", "the catalog expands to more than 100000 YAML values through its aliases and merge keys", 1, schemaNA},
@@ -157,8 +159,8 @@ func TestEveryInvalidFileIsInTheTable(t *testing.T) {
 var validFiles = map[string][]string{
 	"../infrastructure-catalog.yml": { // the sample's replace-me key, once per VM
 		"../infrastructure-catalog.yml:59:11: vms[0].cloud_init.ssh_keys[0]: warning: the sample catalog's placeholder key (aimachine-sample-replace-me)",
-		"../infrastructure-catalog.yml:91:11: vms[1].cloud_init.ssh_keys[0]: warning: the sample catalog's placeholder key",
-		"../infrastructure-catalog.yml:107:11: vms[2].cloud_init.ssh_keys[0]: warning: the sample catalog's placeholder key",
+		"../infrastructure-catalog.yml:95:11: vms[1].cloud_init.ssh_keys[0]: warning: the sample catalog's placeholder key",
+		"../infrastructure-catalog.yml:111:11: vms[2].cloud_init.ssh_keys[0]: warning: the sample catalog's placeholder key",
 	},
 	"testdata/valid-minimal.yaml": {"testdata/valid-minimal.yaml:10:5: vms[0].image: warning: agent is on but the noble cloud image has no qemu-guest-agent"},
 	"testdata/valid-mapping.yaml": nil,

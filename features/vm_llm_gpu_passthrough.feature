@@ -79,6 +79,7 @@ Feature: GPU-passthrough Ubuntu 24.04 VM for AI/LLM workloads (vm-llm-aimachine)
     And the health endpoint answers 200 on the VM's private address and port 8000 (AC-19)
     And vLLM uses the GPU (AC-20)
     And the systemd service "vllm" exists, is enabled and restarts on failure (AC-21)
+    And vLLM answers a chat completion on the GPU
 
   @fake @live
   Scenario: 5 Ollama installation and verification (AC-22 AC-23 AC-24 AC-25 AC-26)
@@ -89,6 +90,7 @@ Feature: GPU-passthrough Ubuntu 24.04 VM for AI/LLM workloads (vm-llm-aimachine)
     And the "ollama" service is running (AC-24)
     And "ollama list" works (AC-25)
     And Ollama uses the GPU (AC-26)
+    And each Ollama model answers a chat completion on the GPU
 
   @fake @live
   Scenario: 6 Idempotent re-deployment (AC-29)

@@ -38,6 +38,8 @@ type Evidence struct {
 	Summary EvidenceSummary  `json:"summary"`
 	Timings []EvidenceTiming `json:"timings"`
 	Checks  []VerifyCheck    `json:"checks,omitempty"`
+	// Completions are verify's chat completions (TTFT, tokens/s, on the GPU).
+	Completions []Completion `json:"completions,omitempty"`
 	// Errors are the facts that could not be read (the record is still written).
 	Errors []string `json:"errors,omitempty"`
 }
@@ -87,7 +89,7 @@ func (c *Client) BuildEvidence(ctx context.Context, cat *catalog.Catalog, res *D
 	}
 	e := &Evidence{VM: res.Name, VMID: res.VMID, Node: res.Node, RunID: res.RunID, Time: time.Now().UTC(),
 		Summary: EvidenceSummary{OK: res.Summary.OK, Changed: res.Summary.Changed, Failed: res.Summary.Failed},
-		Checks:  rep.Checks, Timings: []EvidenceTiming{}}
+		Checks:  rep.Checks, Completions: rep.Completions, Timings: []EvidenceTiming{}}
 	for _, t := range res.Summary.Tasks {
 		e.Timings = append(e.Timings, EvidenceTiming{Phase: t.Phase, Task: t.Task, Status: t.Status, Seconds: t.Elapsed.Seconds()})
 	}

@@ -44,6 +44,9 @@ var ErrMissingAPIKey = errors.New("API key environment variable not set")
 // first command, and the error names the field, never the value.
 var ErrGuestValue = errors.New("a value cannot be written into the guest")
 
+// ErrMissingHFToken is returned when the catalog names a Hugging Face token variable that is not set.
+var ErrMissingHFToken = errors.New("Hugging Face token environment variable not set")
+
 // guestParams turns the catalog VM into task parameters, checked by tasks.Params.Validate.
 func guestParams(vm *catalog.VM, o GuestOptions) (tasks.Params, error) {
 	getenv := o.Getenv
@@ -73,7 +76,17 @@ func guestParams(vm *catalog.VM, o GuestOptions) (tasks.Params, error) {
 	if vm.VLLMEnabled() {
 		v := vm.Services.VLLM
 		vp := &tasks.VLLMParams{Version: v.Version, Model: v.Model, Binds: v.Bind, Port: v.Port,
-			GPUMemoryUtilization: v.GPUMemoryUtilization, MaxModelLen: v.MaxModelLen}
+			GPUMemoryUtilization: v.GPUMemoryUtilization, MaxModelLen: v.MaxModelLen,
+			ModelsDir: v.ModelsDir, Revision: v.Revision, HFTokenEnv: v.HFTokenEnv}
+		if vp.ModelsDir == "" {
+			vp.ModelsDir = catalog.DefaultVLLMModelsDir
+		}
+		if v.HFTokenEnv != "" {
+			vp.HFToken = strings.TrimSpace(getenv(v.HFTokenEnv))
+			if vp.HFToken == "" && keyErr == nil {
+				keyErr = fmt.Errorf("%w: services.vllm.hf_token_env names %s, which is empty (hint: export %s=<a Hugging Face read token> before running aimachine; it is written to the VM's %s, mode 0600, and never printed)", ErrMissingHFToken, v.HFTokenEnv, v.HFTokenEnv, "/opt/vllm/hf/token")
+			}
+		}
 		if vp.Version == "" {
 			vp.Version = DefaultVLLMVersion
 		}
@@ -96,7 +109,7 @@ func guestParams(vm *catalog.VM, o GuestOptions) (tasks.Params, error) {
 	}
 	if vm.OllamaEnabled() {
 		o := vm.Services.Ollama
-		op := &tasks.OllamaParams{Version: o.Version, Binds: o.Bind, Port: o.Port, ModelsDir: o.ModelsDir}
+		op := &tasks.OllamaParams{Version: o.Version, Binds: o.Bind, Port: o.Port, ModelsDir: o.ModelsDir, Models: o.Models}
 		if op.Port == 0 {
 			op.Port = catalog.DefaultOllamaPort
 		}
@@ -181,8 +194,11 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 	p, err := guestParams(vm, opts)
 	if err != nil {
 		task := "read the vLLM API key"
-		if errors.Is(err, ErrGuestValue) {
+		switch {
+		case errors.Is(err, ErrGuestValue):
 			task = "check the values written into the guest"
+		case errors.Is(err, ErrMissingHFToken):
+			task = "read the Hugging Face token"
 		}
 		return sum, &TaskError{Phase: PhaseGuest, Task: task, Err: err}
 	}
@@ -325,6 +341,9 @@ type VerifyReport struct {
 	Checks []VerifyCheck `json:"checks"`
 	// Sessions is how many SSH exec sessions the verification used.
 	Sessions int `json:"sessions"`
+	// Completions are the chat completions verify asked for (vLLM and each listed Ollama
+	// model), with time to first token and tokens/s.
+	Completions []Completion `json:"completions,omitempty"`
 }
 
 // OK reports whether every check passed (and there was at least one).
@@ -367,7 +386,7 @@ func (r VerifyReport) Check(name string) (VerifyCheck, bool) {
 func VerifyGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts GuestOptions) (VerifyReport, error) {
 	rep := VerifyReport{VM: vm.Name}
 	p, err := guestParams(vm, opts)
-	if err != nil && !errors.Is(err, ErrMissingAPIKey) {
+	if err != nil && !errors.Is(err, ErrMissingAPIKey) && !errors.Is(err, ErrMissingHFToken) {
 		return rep, err
 	}
 	secrets := p.Secrets()
@@ -380,6 +399,19 @@ func VerifyGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts Guest
 	}
 	for _, c := range checks {
 		rep.Checks = append(rep.Checks, VerifyCheck{Name: c.Name, Pass: c.Pass, Evidence: guest.RedactAll(c.Evidence, secrets)})
+	}
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	n := len(rep.Checks)
+	verifyCompletions(ctx, rr, vm, getenv, &rep)
+	for i := n; i < len(rep.Checks); i++ {
+		rep.Checks[i].Evidence = guest.RedactAll(rep.Checks[i].Evidence, secrets)
+	}
+	for i := range rep.Completions {
+		rep.Completions[i].Text = guest.RedactAll(rep.Completions[i].Text, secrets)
+		rep.Completions[i].Error = guest.RedactAll(rep.Completions[i].Error, secrets)
 	}
 	rep.Sessions = r.Stats().Sessions - before
 	if opts.Reporter != nil {

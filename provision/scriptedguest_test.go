@@ -195,6 +195,9 @@ func (g *scriptedGuest) exec(cmd string) (string, string, int) {
 	case strings.Contains(cmd, "useradd"):
 		g.users["vllm"] = true
 		return "", "", 0
+	case strings.Contains(cmd, "/bin/hf download"):
+		m := regexp.MustCompile(`--cache-dir (\S+)`).FindStringSubmatch(cmd)
+		return m[1] + "/models--Qwen--Qwen2.5-3B-Instruct/snapshots/a09a3545\n", "", 0
 	case strings.Contains(cmd, "pip install"):
 		m := regexp.MustCompile(`vllm==([0-9.]+)`).FindStringSubmatch(cmd)
 		g.vllmVer = m[1]
@@ -431,6 +434,14 @@ func (g *scriptedGuest) fact(name string) (string, int) {
 		return "", 127
 	case "ollama_list":
 		return "NAME    ID    SIZE    MODIFIED\n", 0
+	case "vllm_model":
+		for p, c := range g.files {
+			if strings.Contains(p, "/.aimachine/") {
+				s := strings.TrimSpace(c)
+				return "snapshot " + s + "\nfile 663 " + s + "/config.json\nfile 6180000000 " + s + "/model.safetensors\nincomplete 0\n", 0
+			}
+		}
+		return "incomplete 0\n", 0
 	case "ollama_dropin":
 		return g.file("/etc/systemd/system/ollama.service.d/override.conf")
 	case "ollama_dirs":

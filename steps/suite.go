@@ -154,6 +154,7 @@ func register(sc *godog.ScenarioContext) *World {
 	w.registerFailureSteps(sc)
 	w.registerOperatorSteps(sc)
 	w.registerReadinessSteps(sc)
+	w.registerModelSteps(sc)
 	return w
 }
 

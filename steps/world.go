@@ -64,7 +64,8 @@ type World struct {
 	faultFired int
 	faultKind  string
 	guestErr   error
-	guestMark  int // first event of the last guest phase
+	guestMark  int    // first event of the last guest phase
+	hfToken    string // the Hugging Face token this scenario exported (model_serving.feature)
 
 	operatorState // features/operator_experience.feature
 	// host readiness (features/host_readiness.feature)
@@ -185,9 +186,11 @@ func (w *World) setupDeploy(ctx context.Context, t *target) error {
 	}
 	w.dcat = cat
 	w.vmName = "vm-llm-aimachine"
-	if vm, err := cat.VM(w.vmName); err == nil && vm.VLLMEnabled() && vm.Services.VLLM.APIKeyEnv != "" {
-		if k := os.Getenv(vm.Services.VLLM.APIKeyEnv); k != "" {
-			w.secrets = append(w.secrets, secretForms(k)...) // the vLLM API key never reaches a report
+	if vm, err := cat.VM(w.vmName); err == nil && vm.VLLMEnabled() {
+		for _, env := range []string{vm.Services.VLLM.APIKeyEnv, vm.Services.VLLM.HFTokenEnv} {
+			if k := os.Getenv(env); env != "" && k != "" {
+				w.secrets = append(w.secrets, secretForms(k)...) // the vLLM API key and HF token never reach a report
+			}
 		}
 	}
 	if !t.simulated() {

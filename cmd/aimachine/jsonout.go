@@ -100,11 +100,13 @@ type jsonDeployResult struct {
 
 // jsonVerify is verify --json.
 type jsonVerify struct {
-	VM       string      `json:"vm"`
-	OK       bool        `json:"ok"`
-	Checks   []jsonCheck `json:"checks"`
-	Sessions int         `json:"sessions"`
-	Error    *jsonError  `json:"error,omitempty"`
+	VM          string                 `json:"vm"`
+	OK          bool                   `json:"ok"`
+	Checks      []jsonCheck            `json:"checks"`
+	Sessions    int                    `json:"sessions"`
+	Completions []provision.Completion `json:"completions,omitempty"`
+	Evidence    string                 `json:"evidence,omitempty"`
+	Error       *jsonError             `json:"error,omitempty"`
 }
 
 type jsonCheck struct {
@@ -114,7 +116,7 @@ type jsonCheck struct {
 }
 
 func verifyJSON(vm string, rep provision.VerifyReport, err error) jsonVerify {
-	out := jsonVerify{VM: vm, OK: err == nil && rep.OK(), Checks: []jsonCheck{}, Sessions: rep.Sessions, Error: errorJSON(err)}
+	out := jsonVerify{VM: vm, OK: err == nil && rep.OK(), Checks: []jsonCheck{}, Sessions: rep.Sessions, Completions: rep.Completions, Error: errorJSON(err)}
 	for _, c := range rep.Checks {
 		out.Checks = append(out.Checks, jsonCheck{Name: c.Name, Pass: c.Pass, Evidence: c.Evidence})
 	}

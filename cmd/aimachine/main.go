@@ -158,7 +158,7 @@ func newRoot(a *app) *cobra.Command {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	root.SetUsageTemplate(root.UsageTemplate() + envHelp())
 	native := []*cobra.Command{
-		newPlanCmd(a), newDeployCmd(a), newVerifyCmd(a), newDestroyCmd(a), newCatalogCmd(a), newVersionCmd(a),
+		newPlanCmd(a), newDeployCmd(a), newVerifyCmd(a), newBenchCmd(a), newDestroyCmd(a), newCatalogCmd(a), newVersionCmd(a),
 	}
 	taken := map[string]bool{"help": true, "completion": true}
 	for _, c := range native {
@@ -210,9 +210,10 @@ Environment:
 		{provision.EnvSimulator, "1: talk to loopback addresses only (the simulator; make sim prints the lines to paste)"},
 		{envSSHKey + ", " + envKnownHosts + ", " + envJumpHost, "defaults of --ssh-key, --known-hosts and --jump"},
 		{envCatalog, "default of --catalog (the simulator's catalog after make sim)"},
-		{envReports, "default of --reports, where deploy writes its log bundle and evidence.json"},
+		{envReports, "default of --reports, where deploy writes its log bundle and evidence.json, verify its evidence.json and bench its report"},
 		{"NO_COLOR", "set: no colour on a terminal"},
 		{"services.vllm.api_key_env", "the catalog names the variable that holds vLLM's API key (never printed)"},
+		{"services.vllm.hf_token_env", "the catalog names the variable that holds a Hugging Face token for gated models (never printed)"},
 	} {
 		fmt.Fprintf(&b, "  %s\n      %s\n", e[0], e[1])
 	}

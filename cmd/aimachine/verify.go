@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,12 +18,15 @@ func newVerifyCmd(a *app) *cobra.Command {
 	var f infraFlags
 	var h hostFlags
 	var asJSON bool
+	var reports string
 	cmd := &cobra.Command{
 		Use:   "verify [VM] [flags]",
 		Short: "prove a deployed VM's GPU, CUDA, vLLM and Ollama (read-only)",
 		Long: `Read-only proof over SSH: lspci, nvidia-smi (model, memory, driver), open kernel module, dmesg,
-nvcc, a CUDA sample, vLLM /health and /v1/models, Ollama. Exit 0 only when every check passes.
---json prints the report as one JSON object on stdout (docs/json.md).`,
+nvcc, a CUDA sample, vLLM /health and /v1/models, Ollama, a chat completion from vLLM (and a 401
+without its API key) and from each listed Ollama model (time to first token, tokens/s; through the
+SSH connection). Writes <reports>/<vm>-verify-<time>/evidence.json. Exit 0 only when every check
+passes. --json prints the report as one JSON object on stdout (docs/json.md).`,
 		Example: `  aimachine verify vm-llm-aimachine
   aimachine verify vm-llm-aimachine --json | jq '.checks[] | select(.pass | not)'
   aimachine verify --vm vm-llm-aimachine --host ubuntu@192.168.0.50`,
@@ -30,18 +34,19 @@ nvcc, a CUDA sample, vLLM /health and /v1/models, Ollama. Exit 0 only when every
 			if err := f.resolve(args); err != nil {
 				return err
 			}
-			return exitOf(runVerify(cmd.Context(), f, h, asJSON, a.stdout, a.stderr))
+			return exitOf(runVerify(cmd.Context(), f, h, asJSON, reports, a.stdout, a.stderr))
 		},
 	}
 	f.addCatalog(cmd)
 	fs := cmd.Flags()
 	h.addSSH(fs)
+	addReports(fs, &reports)
 	fs.StringVar(&h.host, "host", "", "verify this machine `USER@ADDR[:PORT]` instead of the catalog VM's address")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON on stdout (docs/json.md)")
 	return cmd
 }
 
-func runVerify(ctx context.Context, f infraFlags, h hostFlags, asJSON bool, stdout, stderr io.Writer) int {
+func runVerify(ctx context.Context, f infraFlags, h hostFlags, asJSON bool, reports string, stdout, stderr io.Writer) int {
 	cat, err := catalog.LoadValid(f.catalog)
 	if err != nil {
 		if asJSON {
@@ -50,8 +55,22 @@ func runVerify(ctx context.Context, f infraFlags, h hostFlags, asJSON bool, stdo
 		return fail(ctx, stderr, err)
 	}
 	rep, err := provision.Verify(ctx, cat, f.vm, h.options())
+	var evPath string
+	if err == nil {
+		// The record of this verification (checks, completions); a failure to write it is
+		// reported, never fatal.
+		ev := provision.VerifyEvidence(rep, "verify-"+time.Now().UTC().Format("20060102T150405Z"))
+		if path, werr := ev.Write(reports); werr != nil {
+			fmt.Fprintln(stderr, "evidence not written:", werr)
+		} else {
+			evPath = path
+			fmt.Fprintln(stderr, "evidence: "+path)
+		}
+	}
 	if asJSON {
-		writeJSON(stdout, verifyJSON(f.vm, rep, err))
+		out := verifyJSON(f.vm, rep, err)
+		out.Evidence = evPath
+		writeJSON(stdout, out)
 	}
 	if err != nil {
 		return fail(ctx, stderr, err)

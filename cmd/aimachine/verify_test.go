@@ -28,9 +28,10 @@ func TestVerifyFailsReadOnlyOnABareMachine(t *testing.T) {
 	srv.PinIn(t, kh, addr)
 	t.Setenv("AIMACHINE_TEST_KEY_UNUSED", "")
 
+	reports := t.TempDir()
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"verify", "--vm", "vm-llm-aimachine", "--catalog", "../../infrastructure-catalog.yml",
-		"--host", "root@" + addr, "--ssh-key", keyFile, "--known-hosts", kh, "--jump", "", "--json"}, &out, &errb)
+		"--host", "root@" + addr, "--ssh-key", keyFile, "--known-hosts", kh, "--jump", "", "--reports", reports, "--json"}, &out, &errb)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr %s", code, errb.String())
 	}
@@ -48,6 +49,9 @@ func TestVerifyFailsReadOnlyOnABareMachine(t *testing.T) {
 	}
 	if rep.OK || len(rep.Checks) < 10 || !strings.Contains(errb.String(), "checks failed") {
 		t.Fatalf("report %+v stderr %s", rep, errb.String())
+	}
+	if m, _ := filepath.Glob(filepath.Join(reports, "vm-llm-aimachine-verify-*", "evidence.json")); len(m) != 1 {
+		t.Errorf("verify wrote no evidence.json under %s: %v", reports, m)
 	}
 	names := map[string]bool{}
 	for _, c := range rep.Checks {

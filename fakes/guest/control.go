@@ -23,6 +23,7 @@ import (
 //	DELETE /_sim/guest/stats               -> 204 (counters reset)
 //	GET    /_sim/guest/guests              -> [GuestInfo...]
 //	POST   /_sim/guest/guests/{vmid}/exec  <- {"command": "...", "user": "root"} -> {"exit_code", "stdout", "stderr"}
+//	GET    /_sim/guest/guests/{vmid}/cmdlines -> ["argv joined", ...] (every program the guest ran; what ps would have shown)
 //
 // Errors are {"error": "..."} with 400 / 404 / 405.
 func (f *Factory) ControlHandler() http.Handler {
@@ -81,6 +82,14 @@ func (f *Factory) ControlHandler() http.Handler {
 				out = append(out, g.Info())
 			}
 			writeJSON(w, 200, out)
+		case len(parts) == 3 && parts[0] == "guests" && parts[2] == "cmdlines" && r.Method == http.MethodGet:
+			vmid, _ := strconv.Atoi(parts[1])
+			g := f.GuestByVMID(vmid)
+			if g == nil {
+				writeJSON(w, 404, map[string]string{"error": "no guest for VM " + parts[1]})
+				return
+			}
+			writeJSON(w, 200, g.CommandLines())
 		case len(parts) == 3 && parts[0] == "guests" && parts[2] == "exec" && r.Method == http.MethodPost:
 			vmid, _ := strconv.Atoi(parts[1])
 			g := f.GuestByVMID(vmid)

@@ -23,12 +23,15 @@
 // shell.go (interpreter glue, sudo, sh), fs.go (virtual FS, users), image.go (the cloud image),
 // system.go (kernel/journal/listeners state), apt.go, nvidia.go, cuda.go, python.go, vllm.go, ollama.go,
 // systemd.go, unitsyntax.go (how systemd 255 reads unit files, command lines, specifiers, Environment=
-// and EnvironmentFile=), cloudinit.go, net.go (curl, wget, the few downloads), coreutils.go, textutils.go
+// and EnvironmentFile=), cloudinit.go, net.go (curl, wget, the few downloads), hub.go (the Hugging Face
+// Hub and the hf CLI), inference.go (token timing of vLLM and Ollama completions), coreutils.go, textutils.go
 // (sed, awk), agent.go, faults.go, control.go.
 //
 // Time: every simulated duration (boot 20 s, cloud-init, unattended-upgrades holding the dpkg lock
 // 90 s after first boot, apt unpacking, model downloads and loads, `sleep` in the guest) is multiplied
-// by the time scale; at 0 everything is instant except keep-alives, which then never expire.
+// by the time scale; at 0 everything is instant except keep-alives, which then never expire. Token
+// timing of completions is real time, never scaled (see inference.go: it is what verify and bench
+// measure, and it is milliseconds).
 //
 // Kernel modules: Canonical's prebuilt linux-modules-nvidia-* exist for the running kernel unless the
 // no-prebuilt-modules fault is on; then ubuntu-drivers offers the driver only through DKMS

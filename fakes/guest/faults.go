@@ -43,6 +43,14 @@ const (
 	FaultCloudInitDegraded = "cloud-init-degraded"
 	// FaultCloudInitCrash makes cloud-init crash (status: error, exit 1).
 	FaultCloudInitCrash = "cloud-init-crash"
+	// FaultHubSlow makes Hugging Face downloads take Duration (simulated) longer.
+	FaultHubSlow = "hub-slow"
+	// FaultHubDrop drops the connection half-way through the next model file download (hf
+	// download fails with httpx.RemoteProtocolError and leaves a .incomplete blob).
+	FaultHubDrop = "hub-download-fails"
+	// FaultDiskFull fills the disk under Pattern (a path prefix; empty = anywhere) for the next
+	// model download: OSError [Errno 28] No space left on device.
+	FaultDiskFull = "disk-full"
 )
 
 var faultKinds = map[string]string{
@@ -59,6 +67,9 @@ var faultKinds = map[string]string{
 	FaultAgentNeverStarts:  "QEMU guest agent never answers",
 	FaultCloudInitDegraded: "cloud-init finishes with recoverable errors (exit 2)",
 	FaultCloudInitCrash:    "cloud-init crashes (exit 1)",
+	FaultHubSlow:           "Hugging Face downloads take duration (simulated) longer",
+	FaultHubDrop:           "the next model file download from the Hugging Face Hub breaks half-way",
+	FaultDiskFull:          "the disk is full for the next model download (pattern: path prefix)",
 }
 
 // Fault is one injected failure.

@@ -69,6 +69,29 @@ type Guest struct {
 
 	sys     *system // packages, modules, services (see system.go)
 	agentSt agentState
+
+	argvMu  sync.Mutex
+	argvLog []string // every command line the simulated shell executed (what ps would show)
+}
+
+// maxArgvLog bounds the command-line record.
+const maxArgvLog = 20000
+
+// CommandLines returns the command lines of every program the guest ran (argv joined with
+// spaces), oldest first, at most the last 20000.
+func (g *Guest) CommandLines() []string {
+	g.argvMu.Lock()
+	defer g.argvMu.Unlock()
+	return append([]string(nil), g.argvLog...)
+}
+
+func (g *Guest) recordArgv(args []string) {
+	g.argvMu.Lock()
+	g.argvLog = append(g.argvLog, strings.Join(args, " "))
+	if len(g.argvLog) > maxArgvLog {
+		g.argvLog = g.argvLog[len(g.argvLog)-maxArgvLog:]
+	}
+	g.argvMu.Unlock()
 }
 
 var _ pve.Guest = (*Guest)(nil)

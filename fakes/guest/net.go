@@ -66,7 +66,11 @@ func (g *Guest) fetch(req *http.Request) (*http.Response, int, string) {
 		return textResponse(200, string(debFile("cuda-keyring", "1.1-1"))), 0, ""
 	case host == "developer.download.nvidia.com":
 		return textResponse(404, "<html><body><h1>404 Not Found</h1></body></html>\n"), 0, ""
-	case host == "ollama.com" || host == "github.com" || host == "huggingface.co" || host == "pypi.org" || host == "archive.ubuntu.com":
+	case host == "huggingface.co":
+		rec := httptest.NewRecorder()
+		hubHandler().ServeHTTP(rec, req)
+		return rec.Result(), 0, ""
+	case host == "ollama.com" || host == "github.com" || host == "pypi.org" || host == "archive.ubuntu.com":
 		return textResponse(404, "Not Found\n"), 0, ""
 	}
 	return nil, 6, fmt.Sprintf("Could not resolve host: %s", host)

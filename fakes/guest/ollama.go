@@ -289,8 +289,9 @@ type ollamaServer struct {
 	pid    int
 	keep   time.Duration
 
-	mu     sync.Mutex
-	loaded map[string]time.Time // model -> until
+	mu      sync.Mutex
+	loaded  map[string]time.Time // model -> until
+	engines map[string]*engine
 }
 
 // load marks a model loaded for OLLAMA_KEEP_ALIVE; on GPU it takes VRAM (nvidia-smi shows it).
@@ -387,10 +388,11 @@ func (o *ollamaServer) handler() http.Handler {
 		writeJSON(w, 200, map[string]any{"models": list})
 	})
 	gen := func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
 		var req struct {
 			Model string `json:"model"`
 		}
-		json.NewDecoder(r.Body).Decode(&req)
+		json.Unmarshal(body, &req)
 		name := normModel(req.Model)
 		if _, ok := o.manifests()[name]; !ok {
 			writeJSON(w, 404, map[string]string{"error": "model '" + req.Model + "' not found"})
@@ -398,11 +400,7 @@ func (o *ollamaServer) handler() http.Handler {
 		}
 		o.expire()
 		o.load(name)
-		if r.URL.Path == "/api/chat" {
-			writeJSON(w, 200, map[string]any{"model": name, "message": map[string]string{"role": "assistant", "content": "Hello!"}, "done": true})
-			return
-		}
-		writeJSON(w, 200, map[string]any{"model": name, "response": "Hello!", "done": true})
+		o.ollamaChat(name, w, r, body)
 	}
 	mux.HandleFunc("/api/generate", gen)
 	mux.HandleFunc("/api/chat", gen)
@@ -529,7 +527,7 @@ func progOllama(p *proc) int {
 		if prompt == "" {
 			prompt = "hello"
 		}
-		resp, ok := call("POST", "/api/generate", `{"model":"`+args[1]+`","prompt":"`+prompt+`"}`)
+		resp, ok := call("POST", "/api/generate", `{"model":"`+args[1]+`","prompt":"`+prompt+`","stream":false}`)
 		if !ok {
 			return down()
 		}

@@ -308,9 +308,10 @@ func progPip(p *proc) int {
 			write("vllm", ver)
 			write("torch", torch)
 			write("transformers", "4.57.1")
-			write("huggingface_hub", "0.36.0")
+			write("huggingface_hub", "1.7.0")
 			write("nvidia_cuda_runtime_"+strings.TrimPrefix(cu[:4], "cu"), "12.8.90")
 			p.g.fs.writeFile(venv+"/bin/vllm", simBinary("vllm"), 0o755, o)
+			p.g.fs.writeFile(venv+"/bin/hf", simBinary("hf"), 0o755, o) // huggingface_hub's console script
 		default:
 			if name == "" {
 				continue

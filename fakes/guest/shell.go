@@ -348,6 +348,7 @@ func (g *Guest) execArgs(p *proc, args []string) int {
 	if p.ctx.Err() != nil {
 		return 143
 	}
+	g.recordArgv(args)
 	if strings.HasPrefix(args[0], "aimachine-sim-") {
 		if prog := programs[strings.TrimPrefix(args[0], "aimachine-sim-")]; prog != nil {
 			p.name, p.args = args[0], args

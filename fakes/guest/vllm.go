@@ -29,6 +29,7 @@ type vllmConfig struct {
 	util     float64
 	maxLen   int
 	download string
+	revision string
 	version  string
 	venv     string
 }
@@ -80,6 +81,8 @@ func parseVLLMArgs(argv []string, env map[string]string) (vllmConfig, string) {
 				n *= 1024
 			}
 			c.maxLen = n
+		case "--revision":
+			c.revision = next()
 		case "--served-model-name":
 			c.served = next()
 		case "--download-dir":
@@ -208,6 +211,9 @@ func runVLLM(ctx context.Context, s *system, sv *service, argv []string, env map
 	}
 	dl := c.download
 	if dl == "" {
+		dl = env["HF_HUB_CACHE"] // huggingface_hub constants.py
+	}
+	if dl == "" {
 		dl = home + "/hub"
 	}
 	pr := &proc{g: g, ctx: ctx, user: u, env: env, dir: "/"}
@@ -228,6 +234,13 @@ func runVLLM(ctx context.Context, s *system, sv *service, argv []string, env map
 	gpu := s.nvidiaGPU()
 	modelDir := dl + "/models--" + strings.ReplaceAll(c.model, "/", "--")
 	first := !g.fs.exists(modelDir)
+	if first && env["HF_HUB_OFFLINE"] == "1" {
+		// transformers' message when the files are neither cached nor reachable (offline mode)
+		return fail("huggingface_hub.errors.LocalEntryNotFoundError: Cannot find the requested files in the disk cache and outgoing traffic has been disabled.",
+			"OSError: We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in the cached files.",
+			"Check your internet connection or see how to run the library in offline mode at 'https://huggingface.co/docs/transformers/installation#offline-mode'.",
+			"RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}")
+	}
 	if first {
 		logf("%s INFO %s [weight_utils.py:413] Downloading weights from HF hub for %s", api, now(), c.model)
 		if g.sleep(ctx, 120*time.Second) != nil {
@@ -294,14 +307,15 @@ func runVLLM(ctx context.Context, s *system, sv *service, argv []string, env map
 	logf("INFO:     Started server process [%d]", pid)
 	logf("INFO:     Waiting for application startup.")
 	logf("INFO:     Application startup complete.")
-	h := vllmHandler(c, pid)
+	eng := newEngine(weights*(1<<30), weights*(1<<30)/2, kvTok*(1<<30), gpuMemoryBandwidth(gpu), tokens, 256)
+	h := vllmHandler(c, pid, eng)
 	s.listen(c.host, c.port, h)
 	defer s.unlisten(c.host, c.port)
 	<-ctx.Done()
 	return 0
 }
 
-func vllmHandler(c vllmConfig, pid int) http.Handler {
+func vllmHandler(c vllmConfig, pid int, eng *engine) http.Handler {
 	created := time.Now().Unix()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
@@ -334,9 +348,11 @@ func vllmHandler(c vllmConfig, pid int) http.Handler {
 				"permission": []any{map[string]any{"id": "modelperm-ba83413358dd8c4d", "object": "model_permission", "created": created, "allow_create_engine": false,
 					"allow_sampling": true, "allow_logprobs": true, "allow_search_indices": false, "allow_view": true, "allow_fine_tuning": false, "organization": "*", "group": nil, "is_blocking": false}}}}})
 		case "/v1/chat/completions", "/v1/completions":
-			writeJSON(w, 200, map[string]any{"id": "chatcmpl-7f3c", "object": "chat.completion", "created": time.Now().Unix(), "model": c.served,
-				"choices": []any{map[string]any{"index": 0, "message": map[string]string{"role": "assistant", "content": "Hello! How can I help you today?"}, "finish_reason": "stop"}},
-				"usage":   map[string]int{"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}})
+			if r.Method != http.MethodPost {
+				writeJSON(w, 405, map[string]string{"detail": "Method Not Allowed"})
+				return
+			}
+			openAIChat(eng, c.served, c.maxLen, w, r)
 		default:
 			writeJSON(w, 404, map[string]string{"detail": "Not Found"})
 		}

@@ -111,7 +111,7 @@ func TestGuestFaultsThroughControl(t *testing.T) {
 	for _, k := range []string{simclient.FaultDKMSBuild, simclient.FaultMissingHeaders, simclient.FaultNoPrebuiltModules, simclient.FaultSecureBoot,
 		simclient.FaultApt404, simclient.FaultDpkgLock, simclient.FaultDriverConflict, simclient.FaultVLLMOOM,
 		simclient.FaultSSHDrop, simclient.FaultSlowBoot, simclient.FaultAgentNeverStarts,
-		simclient.FaultCloudInitDegraded, simclient.FaultCloudInitCrash} {
+		simclient.FaultCloudInitDegraded, simclient.FaultCloudInitCrash, simclient.FaultHubSlow, simclient.FaultHubDrop, simclient.FaultDiskFull} {
 		mine[k] = true
 	}
 	for k := range guest.FaultKinds() {

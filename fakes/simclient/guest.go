@@ -22,6 +22,9 @@ const (
 	FaultAgentNeverStarts  = "agent-never-starts"
 	FaultCloudInitDegraded = "cloud-init-degraded"
 	FaultCloudInitCrash    = "cloud-init-crash"
+	FaultHubSlow           = "hub-slow"
+	FaultHubDrop           = "hub-download-fails"
+	FaultDiskFull          = "disk-full"
 )
 
 // GuestFault is one injected guest failure.
@@ -117,4 +120,11 @@ func (c *Client) GuestExec(ctx context.Context, vmid int, user, command string) 
 	err := c.Do(ctx, http.MethodPost, "guest/guests/"+strconv.Itoa(vmid)+"/exec",
 		map[string]string{"command": command, "user": user}, &out)
 	return out, err
+}
+
+// GuestCommandLines returns every command line VM vmid's guest ran (argv joined with spaces),
+// for tests proving that no secret was passed on a command line.
+func (c *Client) GuestCommandLines(ctx context.Context, vmid int) ([]string, error) {
+	var out []string
+	return out, c.Do(ctx, http.MethodGet, "guest/guests/"+strconv.Itoa(vmid)+"/cmdlines", nil, &out)
 }

@@ -103,8 +103,12 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("verify: %w", err)
 	}
 	fmt.Fprintln(os.Stderr, "✓ verified")
+	fmt.Fprintf(os.Stderr, "→ aimachine bench --vm %s --concurrency 1,4 --duration 5s\n", vmName)
+	if err := aimachine(ctx, bin, env, "bench", "--vm", vmName, "--catalog", demoCat, "--known-hosts", kh, "--concurrency", "1,4", "--duration", "5s"); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
 	if dir := newestReport("reports", vmName); dir != "" {
-		fmt.Fprintf(os.Stderr, "reports: %s/ (evidence.json, transcript.log)\n", dir)
+		fmt.Fprintf(os.Stderr, "reports: %s/ (evidence.json, transcript.log); verify's evidence.json and bench's bench.json, bench.md, bench.png in %s-verify-*/ and %s-bench-*/\n", dir, filepath.Join("reports", vmName), filepath.Join("reports", vmName))
 	}
 	fmt.Fprintln(os.Stderr, "scenario reports (make test / make bdd): reports/junit.xml, reports/cucumber.json")
 	return nil
@@ -189,7 +193,13 @@ func aimachine(ctx context.Context, bin string, env []string, args ...string) er
 
 // newestReport is the newest reports/<vm>-<run> directory.
 func newestReport(dir, vm string) string {
-	m, _ := filepath.Glob(filepath.Join(dir, vm+"-*"))
+	all, _ := filepath.Glob(filepath.Join(dir, vm+"-*"))
+	var m []string
+	for _, d := range all { // the deploy's run directory, not verify's or bench's
+		if !strings.Contains(filepath.Base(d), "-verify-") && !strings.Contains(filepath.Base(d), "-bench-") {
+			m = append(m, d)
+		}
+	}
 	sort.Slice(m, func(i, j int) bool {
 		a, _ := os.Stat(m[i])
 		b, _ := os.Stat(m[j])

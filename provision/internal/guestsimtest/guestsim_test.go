@@ -102,7 +102,7 @@ func startCPU(t *testing.T, cpu string) *world {
 		CloudInit: catalog.CloudInit{User: "ubuntu"},
 		Services: catalog.Services{
 			VLLM:   &catalog.VLLM{Enabled: true, Version: "0.9.2", Model: "Qwen/Qwen2.5-3B-Instruct", APIKeyEnv: "SIM_VLLM_KEY", MaxModelLen: 8192},
-			Ollama: &catalog.Ollama{Enabled: true},
+			Ollama: &catalog.Ollama{Enabled: true, Models: []string{"qwen2.5:0.5b"}},
 		},
 	}}}
 	c.ApplyDefaults()

@@ -59,6 +59,13 @@ type VLLMParams struct {
 	APIKey               string // the value; never printed
 	GPUMemoryUtilization float64
 	MaxModelLen          int
+	// ModelsDir holds the model in the Hugging Face cache layout (vLLM's --download-dir).
+	ModelsDir string
+	// Revision pins the model's revision (empty = main).
+	Revision string
+	// HFToken is the Hugging Face token (the value; never printed), HFTokenEnv the variable
+	// it came from (named in hints).
+	HFToken, HFTokenEnv string
 }
 
 // OllamaParams configure Ollama.
@@ -67,6 +74,8 @@ type OllamaParams struct {
 	Binds     []string
 	Port      int
 	ModelsDir string
+	// Models are pulled after the service runs.
+	Models []string
 }
 
 func (p *Params) defaults() {
@@ -223,6 +232,7 @@ func (h *Host) probes() map[string]string {
 		p["ollama_ready"] = h.ollamaProbe()
 		p["ollama_applied"] = `cat ` + appliedPath("ollama")
 	}
+	h.modelProbes(p)
 	return p
 }
 

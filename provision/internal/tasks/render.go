@@ -68,13 +68,18 @@ func needsLoopbackProxy(v *VLLMParams) bool {
 }
 
 // RenderVLLMUnit is /etc/systemd/system/vllm.service. The API key lives in the 0600
-// environment file as VLLM_API_KEY, never on the command line.
+// environment file as VLLM_API_KEY, never on the command line. The model is downloaded
+// before the service starts (models.go), so the service runs with HF_HUB_OFFLINE=1: a
+// missing model is an immediate, clear error instead of a download that looks like a hang.
 func RenderVLLMUnit(v *VLLMParams) string {
 	args := []string{vllmVenv + "/bin/vllm", "serve", v.Model,
 		"--host", vllmHost(v),
 		"--port", strconv.Itoa(v.Port),
 		"--gpu-memory-utilization", strconv.FormatFloat(v.GPUMemoryUtilization, 'f', 2, 64),
-		"--download-dir", vllmRoot + "/models",
+		"--download-dir", v.modelsDir(),
+	}
+	if v.Revision != "" {
+		args = append(args, "--revision", v.Revision)
 	}
 	if v.MaxModelLen > 0 {
 		args = append(args, "--max-model-len", strconv.Itoa(v.MaxModelLen))
@@ -97,8 +102,12 @@ WorkingDirectory=/opt/vllm
 Environment=HOME=/opt/vllm
 Environment=HF_HOME=/opt/vllm/hf
 Environment=VLLM_CACHE_ROOT=/opt/vllm/cache
+Environment=HF_HUB_OFFLINE=1
 EnvironmentFile=/etc/vllm/vllm.env
 `)
+	// The config and tokenizer are read through huggingface_hub's cache (HF_HUB_CACHE), the
+	// weights through --download-dir: both point at the directory hf download filled.
+	fmt.Fprintf(&b, "Environment=HF_HUB_CACHE=%s\n", v.modelsDir())
 	fmt.Fprintf(&b, "ExecStart=%s\n", strings.Join(args, " "))
 	b.WriteString(`Restart=on-failure
 RestartSec=10
@@ -255,15 +264,22 @@ func ValidateAPIKey(key string) error {
 	return nil
 }
 
-// Secrets are the strings to redact from transcripts and messages: the API key and every form
-// in which the guest files hold it (the escaped environment-file line, the header line).
+// Secrets are the strings to redact from transcripts and messages: the vLLM API key and every
+// form in which the guest files hold it (the escaped environment-file line, the header line),
+// and the Hugging Face token.
 func (p *Params) Secrets() []string {
-	if p.VLLM == nil || p.VLLM.APIKey == "" {
+	if p.VLLM == nil {
 		return nil
 	}
-	out := []string{p.VLLM.APIKey}
-	if l, err := encode.EnvFileLine("VLLM_API_KEY", p.VLLM.APIKey); err == nil {
-		out = append(out, strings.TrimSuffix(l, "\n"))
+	var out []string
+	if k := p.VLLM.APIKey; k != "" {
+		out = append(out, k)
+		if l, err := encode.EnvFileLine("VLLM_API_KEY", k); err == nil {
+			out = append(out, strings.TrimSuffix(l, "\n"))
+		}
+	}
+	if t := p.VLLM.HFToken; t != "" {
+		out = append(out, t)
 	}
 	return out
 }

@@ -165,9 +165,12 @@ func (h *Host) vllmTasks() []engine.Task {
 	ts := []engine.Task{
 		h.vllmUserTask(),
 		h.vllmInstallTask(),
+	}
+	ts = append(ts, h.vllmModelTasks()...)
+	ts = append(ts,
 		h.envFileTask(),
 		h.fileTask("write "+vllmUnitPath, "vllm_unit", vllmUnitPath, 0o644, func() string { return RenderVLLMUnit(v) }, "vllm", true),
-	}
+	)
 	if needsLoopbackProxy(v) {
 		ts = append(ts, h.vllmLoopbackTask())
 	}

@@ -66,6 +66,9 @@ func (h *Host) Tasks() []engine.Task {
 	}
 	if h.P.Ollama != nil {
 		ts = append(ts, h.ollamaTasks()...)
+		if len(h.P.Ollama.Models) > 0 {
+			ts = append(ts, h.ollamaModelsTask())
+		}
 	}
 	return ts
 }
