@@ -110,11 +110,11 @@ func (h *Host) modelProbes(p map[string]string) {
 	if v := h.P.VLLM; v != nil {
 		p["vllm_model"] = v.modelProbe()
 		if v.HFToken != "" {
-			p["hf_token"] = `stat -c '%a %U' ` + hfTokenPath + ` && sha256sum < ` + hfTokenPath
+			p["hf_token"] = `stat -c '%a %U' ` + guest.Quote(hfTokenPath) + ` && sha256sum < ` + guest.Quote(hfTokenPath)
 		}
 	}
 	if o := h.P.Ollama; o != nil && len(o.Models) > 0 {
-		p["ollama_models"] = `OLLAMA_HOST=` + ollamaHost(o) + ` ollama list`
+		p["ollama_models"] = `OLLAMA_HOST=` + guest.Quote(ollamaHost(o)) + ` ollama list`
 	}
 }
 
@@ -150,7 +150,7 @@ func (h *Host) hfTokenTask() engine.Task {
 			if err := h.R.Put(ctx, hfTokenPath, 0o600, []byte(v.HFToken)); err != nil {
 				return err
 			}
-			if res, err := h.Root(ctx, "chown vllm:vllm "+hfTokenPath); err != nil {
+			if res, err := h.Root(ctx, "chown vllm:vllm "+guest.Quote(hfTokenPath)); err != nil {
 				return engine.Fail(fmt.Errorf("chown %s: %w", hfTokenPath, err), "", guest.Tail(res.Stdout+res.Stderr, 5))
 			}
 			h.restart["vllm"] = true
@@ -178,13 +178,13 @@ func (h *Host) modelDownloadTask() engine.Task {
 			return got.Complete(), nil
 		},
 		apply: func(ctx context.Context) error {
-			args := []string{hfCLI, "download", guest.Quote(v.Model), "--cache-dir", guest.Quote(v.modelsDir())}
+			args := []string{guest.Quote(hfCLI), "download", guest.Quote(v.Model), "--cache-dir", guest.Quote(v.modelsDir())}
 			if v.Revision != "" {
 				args = append(args, "--revision", guest.Quote(v.Revision))
 			}
 			h.progress(name, "downloading with hf download (huggingface_hub); a large model takes minutes")
 			script := "set -e; install -d -o vllm -g vllm -m 0755 " + guest.Quote(v.modelsDir()) + "; " +
-				"cd " + vllmRoot + "; sudo -u vllm -H env HF_HOME=" + hfHome + " HF_HUB_DISABLE_PROGRESS_BARS=1 " + strings.Join(args, " ")
+				"cd " + guest.Quote(vllmRoot) + "; sudo -u vllm -H env " + guest.Quote("HF_HOME="+hfHome) + " HF_HUB_DISABLE_PROGRESS_BARS=1 " + strings.Join(args, " ")
 			stop := h.heartbeat(name, "still downloading "+v.Model, downloadHeartbeat)
 			res, err := h.Root(ctx, script)
 			stop()
@@ -399,7 +399,7 @@ func (h *Host) ollamaModelsTask() engine.Task {
 		apply: func(ctx context.Context) error {
 			for _, m := range missing {
 				h.progress("pull the Ollama models", "ollama pull "+m)
-				res, err := h.Root(ctx, "OLLAMA_HOST="+ollamaHost(o)+" ollama pull "+guest.Quote(m))
+				res, err := h.Root(ctx, "OLLAMA_HOST="+guest.Quote(ollamaHost(o))+" ollama pull "+guest.Quote(m))
 				if err != nil {
 					if ctx.Err() != nil {
 						return err

@@ -107,7 +107,8 @@ EnvironmentFile=/etc/vllm/vllm.env
 `)
 	// The config and tokenizer are read through huggingface_hub's cache (HF_HUB_CACHE), the
 	// weights through --download-dir: both point at the directory hf download filled.
-	fmt.Fprintf(&b, "Environment=HF_HUB_CACHE=%s\n", v.modelsDir())
+	cache, _ := encode.Environment("HF_HUB_CACHE", v.modelsDir()) // Validate refuses what cannot be written
+	fmt.Fprintf(&b, "Environment=%s\n", cache)
 	fmt.Fprintf(&b, "ExecStart=%s\n", strings.Join(args, " "))
 	b.WriteString(`Restart=on-failure
 RestartSec=10
@@ -221,8 +222,25 @@ func (p *Params) Validate() error {
 		}
 		_, err = encode.Shell(v.Version)
 		check("services.vllm.version", err)
+		_, err = encode.Shell(v.Model) // hf download's argument
+		check("services.vllm.model", err)
+		_, err = encode.ExecArg(v.modelsDir())
+		check("services.vllm.models_dir", err)
+		_, err = encode.Environment("HF_HUB_CACHE", v.modelsDir())
+		check("services.vllm.models_dir", err)
+		_, err = encode.Shell(v.modelsDir())
+		check("services.vllm.models_dir", err)
+		if v.Revision != "" {
+			_, err = encode.ExecArg(v.Revision)
+			check("services.vllm.revision", err)
+			_, err = encode.Shell(v.Revision)
+			check("services.vllm.revision", err)
+		}
 		if v.APIKey != "" {
 			check("the vLLM API key", ValidateAPIKey(v.APIKey))
+		}
+		if v.HFToken != "" {
+			check("the Hugging Face token", ValidateHFToken(v.HFToken))
 		}
 	}
 	if o := p.Ollama; o != nil {
@@ -234,6 +252,10 @@ func (p *Params) Validate() error {
 		check("services.ollama.models_dir", err)
 		_, err = encode.Shell(o.Version)
 		check("services.ollama.version", err)
+		for _, m := range o.Models {
+			_, err = encode.Shell(m) // ollama pull's argument
+			check("services.ollama.models", err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -259,6 +281,28 @@ func ValidateAPIKey(key string) error {
 	for i := 0; i < len(key); i++ {
 		if key[i] > 0x7e {
 			return fmt.Errorf("it holds a non-ASCII character (at byte %d): vLLM compares the Authorization header, which HTTP carries as Latin-1, so the key would never match (hint: use printable ASCII, e.g. openssl rand -hex 32)", i)
+		}
+	}
+	return nil
+}
+
+// MaxHFToken is the longest Hugging Face token accepted (bytes).
+const MaxHFToken = 4096
+
+// ValidateHFToken says whether a Hugging Face token can travel: into the token file
+// huggingface_hub reads (utils/_auth.py _get_token_from_file strips it and drops \r and \n,
+// so a token holding whitespace or a control character would not be the token sent) and into
+// the Authorization header the Hub receives (encode.HeaderLine). The error never holds the token.
+func ValidateHFToken(tok string) error {
+	if _, err := encode.HeaderLine("Authorization", "Bearer "+tok); err != nil {
+		return err
+	}
+	if len(tok) > MaxHFToken {
+		return fmt.Errorf("it is %d bytes long, more than %d", len(tok), MaxHFToken)
+	}
+	for i := 0; i < len(tok); i++ {
+		if tok[i] <= ' ' || tok[i] > 0x7e {
+			return fmt.Errorf("it holds a space, control or non-ASCII character (at byte %d): Hugging Face tokens are printable ASCII (hf_…)", i)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -117,6 +118,54 @@ func TestParentDirNeverHandsOutSystemDirectories(t *testing.T) {
 	} {
 		if got := parentDir(in); got != want {
 			t.Errorf("parentDir(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The model download's values (models_dir, revision, the Ollama model names, the Hugging Face
+// token) are encoded for their sinks or refused by Validate, naming the field and never the
+// token; the token is one of the Secrets and is never on a command line.
+func TestModelValuesAreEncodedOrRefused(t *testing.T) {
+	v := sampleVLLM()
+	v.ModelsDir = "/opt/m o%$x"
+	v.Revision = "v1.0"
+	v.HFToken, v.HFTokenEnv = "hf_abcDEF123", "HF_TOKEN"
+	o := &OllamaParams{Binds: []string{"192.168.0.140"}, Port: 11434, ModelsDir: "/opt/ollama/models", Models: []string{"qwen2.5:0.5b"}}
+	p := Params{VLLM: v, Ollama: o}
+	if err := p.Validate(); err != nil {
+		t.Fatalf("representable values refused: %v", err)
+	}
+	unit := RenderVLLMUnit(v)
+	for _, want := range []string{`Environment="HF_HUB_CACHE=/opt/m o%%$x"`, ` --download-dir "/opt/m o%%$$x" `, ` --revision v1.0`} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("unit lacks %s:\n%s", want, unit)
+		}
+	}
+	if strings.Contains(unit, v.HFToken) {
+		t.Errorf("the token is in the unit")
+	}
+	if s := p.Secrets(); !slices.Contains(s, v.HFToken) {
+		t.Errorf("Secrets %q lack the Hugging Face token", s)
+	}
+	for _, bad := range []struct {
+		field string
+		set   func()
+	}{
+		{"services.vllm.models_dir", func() { v.ModelsDir = "/a\x00b" }},
+		{"services.vllm.revision", func() { v.Revision = "r\x00" }},
+		{"services.ollama.models", func() { o.Models = []string{"m\x00"} }},
+		{"the Hugging Face token", func() { v.HFToken = "hf_a\nb" }},
+		{"the Hugging Face token", func() { v.HFToken = "hf_a b" }},
+		{"the Hugging Face token", func() { v.HFToken = "hf_ключ" }},
+	} {
+		v.ModelsDir, v.Revision, v.HFToken, o.Models = "/opt/models", "", "hf_ok", nil
+		bad.set()
+		err := p.Validate()
+		if err == nil || !strings.Contains(err.Error(), bad.field) {
+			t.Errorf("want a refusal naming %s, got %v", bad.field, err)
+		}
+		if err != nil && len(v.HFToken) > 5 && strings.Contains(err.Error(), v.HFToken) {
+			t.Errorf("the refusal quotes the token: %v", err)
 		}
 	}
 }
