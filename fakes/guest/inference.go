@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/aimachine/aimachine/fakes/nvgpu"
 )
 
 // Token timing of the simulated inference servers (vLLM, Ollama).
@@ -36,28 +38,25 @@ type gpuSpec struct {
 	FP16TFLOPS   float64 // dense FP16 tensor throughput (FP32 accumulate), TFLOPS
 }
 
-// gpuSpecs by PCI device id (10de:xxxx). Sources: NVIDIA's product pages / whitepapers
-// (memory bus × data rate; tensor TFLOPS dense). This is the one place the lead can point at
-// the shared device table of fakes/guest.
-var gpuSpecs = map[string]gpuSpec{
-	"2d04": {448, 47},   // RTX 5060 Ti 16 GB: 128-bit GDDR7 at 28 Gbps (GeForce RTX 50 series spec page)
-	"2b85": {1792, 209}, // RTX 5090: 512-bit GDDR7 at 28 Gbps
-	"2684": {1008, 165}, // RTX 4090: 384-bit GDDR6X at 21 Gbps (Ada whitepaper)
-	"2204": {936, 71},   // RTX 3090: 384-bit GDDR6X at 19.5 Gbps (Ampere GA102 whitepaper)
-	"27b8": {300, 121},  // L4: 192-bit GDDR6 (L4 datasheet)
-	"20b5": {2039, 312}, // A100 80GB PCIe (A100 datasheet)
-	"2330": {3350, 989}, // H100 SXM5 80GB (H100 datasheet)
-}
+// defaultGPUSpec is used for a card the device table does not know (a mid-range one).
+var defaultGPUSpec = gpuSpec{BandwidthGBs: 448, FP16TFLOPS: 47}
 
-// gpuMemoryBandwidth returns the spec of the passed-through GPU (a mid-range default for an
-// unknown device).
+// gpuMemoryBandwidth returns the passed-through GPU's spec from the fakes/nvgpu device table
+// (its row, or the row of its PCI device id); defaultGPUSpec for a device the table lacks.
 func gpuMemoryBandwidth(d *gpuDev) gpuSpec {
-	if d != nil {
-		if s, ok := gpuSpecs[strings.ToLower(d.device)]; ok {
-			return s
+	if d == nil {
+		return defaultGPUSpec
+	}
+	card := d.card
+	if card == nil {
+		if c, ok := nvgpu.Lookup(d.device); ok {
+			card = &c
 		}
 	}
-	return gpuSpec{BandwidthGBs: 448, FP16TFLOPS: 47}
+	if card == nil {
+		return defaultGPUSpec
+	}
+	return gpuSpec{BandwidthGBs: float64(card.BandwidthGBs), FP16TFLOPS: card.FP16TFLOPS}
 }
 
 // engine schedules sequences on one simulated GPU.

@@ -43,7 +43,10 @@ type Device struct {
 	ComputeCap                      string // "12.0"
 	MemoryMiB                       int    // nvidia-smi memory.total
 	BandwidthGBs                    int    // memory bandwidth, GB/s
-	PowerW                          int    // default power limit (nvidia-smi power.limit)
+	// FP16TFLOPS is the dense FP16 tensor throughput with FP32 accumulate, TFLOPS (what a
+	// compute-bound prefill runs at; [tflops] in Sources).
+	FP16TFLOPS float64
+	PowerW     int // default power limit (nvidia-smi power.limit)
 	// OpenRequired: the proprietary module refuses the GPU (Blackwell). OpenSupported: the open
 	// module drives it (Turing and later, GSP).
 	OpenRequired, OpenSupported bool
@@ -57,45 +60,45 @@ const Default = "2d04"
 
 var devices = []Device{
 	{Class: "030000", DeviceID: "2d04", AudioID: "22eb", PCIName: "GB206 [GeForce RTX 5060 Ti]", AudioPCIName: "GB206 High Definition Audio Controller",
-		Name: "NVIDIA GeForce RTX 5060 Ti", Arch: "Blackwell", ComputeCap: "12.0", MemoryMiB: 16311, BandwidthGBs: 448, PowerW: 180,
+		Name: "NVIDIA GeForce RTX 5060 Ti", Arch: "Blackwell", ComputeCap: "12.0", MemoryMiB: 16311, BandwidthGBs: 448, FP16TFLOPS: 47, PowerW: 180,
 		OpenRequired: true, OpenSupported: true,
-		Sources: "[pciids] 2d04/22eb absent from noble's snapshot (guest.md §5 real `Device [10de:2d04]`); [smi] guest.md §1 (16311 MiB, 180W); [cc] 12.0; [spec] 448 GB/s (128-bit GDDR7 28 Gbps)"},
+		Sources: "[pciids] 2d04/22eb absent from noble's snapshot (guest.md §5 real `Device [10de:2d04]`); [smi] guest.md §1 (16311 MiB, 180W); [cc] 12.0; [spec] 448 GB/s (128-bit GDDR7 28 Gbps); [tflops] 47 (36 SMs × 2.57 GHz at the RTX 5090's dense FP16/FP32-acc rate per SM-GHz)"},
 	{Class: "030000", DeviceID: "2d05", AudioID: "22eb", PCIName: "GB206 [GeForce RTX 5060]", AudioPCIName: "GB206 High Definition Audio Controller",
-		Name: "NVIDIA GeForce RTX 5060", Arch: "Blackwell", ComputeCap: "12.0", MemoryMiB: 8151, BandwidthGBs: 448, PowerW: 145,
+		Name: "NVIDIA GeForce RTX 5060", Arch: "Blackwell", ComputeCap: "12.0", MemoryMiB: 8151, BandwidthGBs: 448, FP16TFLOPS: 38, PowerW: 145,
 		OpenRequired: true, OpenSupported: true,
-		Sources: "[pciids]; [smi] guest.md §1 (8151 MiB); [cc] 12.0; [spec] 448 GB/s, 145 W"},
+		Sources: "[pciids]; [smi] guest.md §1 (8151 MiB); [cc] 12.0; [spec] 448 GB/s, 145 W; [tflops] 38 (30 SMs × 2.50 GHz, as the 5060 Ti)"},
 	{Class: "030000", DeviceID: "2b85", AudioID: "22e8", PCIName: "GB202 [GeForce RTX 5090]", AudioPCIName: "GB202 High Definition Audio Controller",
-		Name: "NVIDIA GeForce RTX 5090", Arch: "Blackwell", ComputeCap: "12.0", MemoryMiB: 32607, BandwidthGBs: 1792, PowerW: 575,
+		Name: "NVIDIA GeForce RTX 5090", Arch: "Blackwell", ComputeCap: "12.0", MemoryMiB: 32607, BandwidthGBs: 1792, FP16TFLOPS: 209.5, PowerW: 575,
 		OpenRequired: true, OpenSupported: true,
-		Sources: "[pciids] (added 2025-01-27); [smi] noonghunna/club-3090#617, #1261 (32607MiB, 575W); [cc] 12.0; [spec] 1792 GB/s"},
+		Sources: "[pciids] (added 2025-01-27); [smi] noonghunna/club-3090#617, #1261 (32607MiB, 575W); [cc] 12.0; [spec] 1792 GB/s; [tflops] 209.5 (RTX Blackwell whitepaper, dense FP16 tensor, FP32 accumulate)"},
 	{Class: "030000", DeviceID: "2684", AudioID: "22ba", PCIName: "AD102 [GeForce RTX 4090]", NoblePCIName: "AD102 [GeForce RTX 4090]",
 		AudioPCIName: "AD102 High Definition Audio Controller", NobleAudioPCIName: "AD102 High Definition Audio Controller",
-		Name: "NVIDIA GeForce RTX 4090", Arch: "Ada Lovelace", ComputeCap: "8.9", MemoryMiB: 24564, BandwidthGBs: 1008, PowerW: 450, OpenSupported: true,
-		Sources: "[pciids]; [smi] RLinf/RLinf#255 (24564MiB, 450W); [cc] 8.9; [spec] 1008 GB/s"},
+		Name: "NVIDIA GeForce RTX 4090", Arch: "Ada Lovelace", ComputeCap: "8.9", MemoryMiB: 24564, BandwidthGBs: 1008, FP16TFLOPS: 165.2, PowerW: 450, OpenSupported: true,
+		Sources: "[pciids]; [smi] RLinf/RLinf#255 (24564MiB, 450W); [cc] 8.9; [spec] 1008 GB/s; [tflops] 165.2 (Ada whitepaper, dense FP16 tensor, FP32 accumulate)"},
 	{Class: "030000", DeviceID: "2803", AudioID: "22bd", PCIName: "AD106 [GeForce RTX 4060 Ti]", NoblePCIName: "AD106 [GeForce RTX 4060 Ti]",
 		AudioPCIName: "AD106M High Definition Audio Controller",
-		Name:         "NVIDIA GeForce RTX 4060 Ti", Arch: "Ada Lovelace", ComputeCap: "8.9", MemoryMiB: 8188, BandwidthGBs: 288, PowerW: 160, OpenSupported: true,
-		Sources: "[pciids] (22bd only after 2024); [smi] public captures `NVIDIA GeForce RTX 4060 Ti, 8188 MiB`; [cc] 8.9; [spec] 8 GB: 288 GB/s, 160 W"},
+		Name:         "NVIDIA GeForce RTX 4060 Ti", Arch: "Ada Lovelace", ComputeCap: "8.9", MemoryMiB: 8188, BandwidthGBs: 288, FP16TFLOPS: 44, PowerW: 160, OpenSupported: true,
+		Sources: "[pciids] (22bd only after 2024); [smi] public captures `NVIDIA GeForce RTX 4060 Ti, 8188 MiB`; [cc] 8.9; [spec] 8 GB: 288 GB/s, 160 W; [tflops] 44 (Ada whitepaper: 88 with FP16 accumulate, half with FP32 accumulate on GeForce)"},
 	{Class: "030000", DeviceID: "2204", AudioID: "1aef", PCIName: "GA102 [GeForce RTX 3090]", NoblePCIName: "GA102 [GeForce RTX 3090]",
 		AudioPCIName: "GA102 High Definition Audio Controller", NobleAudioPCIName: "GA102 High Definition Audio Controller",
-		Name: "NVIDIA GeForce RTX 3090", Arch: "Ampere", ComputeCap: "8.6", MemoryMiB: 24576, BandwidthGBs: 936, PowerW: 350, OpenSupported: true,
-		Sources: "[pciids]; [smi] noonghunna/club-3090#1127 (24576MiB); [cc] 8.6; [spec] 936 GB/s, 350 W"},
+		Name: "NVIDIA GeForce RTX 3090", Arch: "Ampere", ComputeCap: "8.6", MemoryMiB: 24576, BandwidthGBs: 936, FP16TFLOPS: 71, PowerW: 350, OpenSupported: true,
+		Sources: "[pciids]; [smi] noonghunna/club-3090#1127 (24576MiB); [cc] 8.6; [spec] 936 GB/s, 350 W; [tflops] 71 (Ampere GA102 whitepaper, dense FP16 tensor, FP32 accumulate)"},
 	{Class: "030200", DeviceID: "27b8", PCIName: "AD104GL [L4]", NoblePCIName: "AD104GL [L4]",
-		Name: "NVIDIA L4", Arch: "Ada Lovelace", ComputeCap: "8.9", MemoryMiB: 23034, BandwidthGBs: 300, PowerW: 72, OpenSupported: true,
-		Sources: "[pciids]; [smi] modal-labs/modal-client#2797 (23034MiB); [cc] 8.9; [spec] 300 GB/s, 72 W"},
+		Name: "NVIDIA L4", Arch: "Ada Lovelace", ComputeCap: "8.9", MemoryMiB: 23034, BandwidthGBs: 300, FP16TFLOPS: 121, PowerW: 72, OpenSupported: true,
+		Sources: "[pciids]; [smi] modal-labs/modal-client#2797 (23034MiB); [cc] 8.9; [spec] 300 GB/s, 72 W; [tflops] 121 (L4 datasheet: 242 with sparsity)"},
 	{Class: "030200", DeviceID: "20b5", PCIName: "GA100 [A100 PCIe 80GB]", NoblePCIName: "GA100 [A100 PCIe 80GB]",
-		Name: "NVIDIA A100 80GB PCIe", Arch: "Ampere", ComputeCap: "8.0", MemoryMiB: 81920, BandwidthGBs: 1935, PowerW: 300, OpenSupported: true,
-		Sources: "[pciids]; [smi] modal-labs/modal-client#2797 (81920MiB), public captures `NVIDIA A100 80GB PCIe, 81920 MiB, 8.0`; [cc] 8.0; [spec] 1935 GB/s, 300 W"},
+		Name: "NVIDIA A100 80GB PCIe", Arch: "Ampere", ComputeCap: "8.0", MemoryMiB: 81920, BandwidthGBs: 1935, FP16TFLOPS: 312, PowerW: 300, OpenSupported: true,
+		Sources: "[pciids]; [smi] modal-labs/modal-client#2797 (81920MiB), public captures `NVIDIA A100 80GB PCIe, 81920 MiB, 8.0`; [cc] 8.0; [spec] 1935 GB/s, 300 W; [tflops] 312 (A100 datasheet, dense FP16 tensor)"},
 	{Class: "030200", DeviceID: "2330", PCIName: "GH100 [H100 SXM5 80GB]", NoblePCIName: "GH100 [H100 SXM5 80GB]",
-		Name: "NVIDIA H100 80GB HBM3", Arch: "Hopper", ComputeCap: "9.0", MemoryMiB: 81559, BandwidthGBs: 3350, PowerW: 700, OpenSupported: true,
-		Sources: "[pciids]; [smi] modal-labs/modal-client#2797 (81559MiB), NVIDIA/nccl#1264 (`NVIDIA H100 80GB HBM3`, 700W); [cc] 9.0; [spec] 3.35 TB/s"},
+		Name: "NVIDIA H100 80GB HBM3", Arch: "Hopper", ComputeCap: "9.0", MemoryMiB: 81559, BandwidthGBs: 3350, FP16TFLOPS: 989, PowerW: 700, OpenSupported: true,
+		Sources: "[pciids]; [smi] modal-labs/modal-client#2797 (81559MiB), NVIDIA/nccl#1264 (`NVIDIA H100 80GB HBM3`, 700W); [cc] 9.0; [spec] 3.35 TB/s; [tflops] 989 (H100 SXM5 datasheet: 1979 with sparsity)"},
 	{Class: "030200", DeviceID: "1eb8", PCIName: "TU104GL [Tesla T4]", NoblePCIName: "TU104GL [Tesla T4]",
-		Name: "Tesla T4", Arch: "Turing", ComputeCap: "7.5", MemoryMiB: 15360, BandwidthGBs: 320, PowerW: 70, OpenSupported: true,
-		Sources: "[pciids]; [smi] modal-labs/modal-client#2797 (15360MiB), captures `Tesla T4, 15360 MiB`; [cc] 7.5; [spec] 320 GB/s, 70 W"},
+		Name: "Tesla T4", Arch: "Turing", ComputeCap: "7.5", MemoryMiB: 15360, BandwidthGBs: 320, FP16TFLOPS: 65, PowerW: 70, OpenSupported: true,
+		Sources: "[pciids]; [smi] modal-labs/modal-client#2797 (15360MiB), captures `Tesla T4, 15360 MiB`; [cc] 7.5; [spec] 320 GB/s, 70 W; [tflops] 65 (T4 datasheet, FP16/FP32 mixed precision)"},
 	{Class: "030000", DeviceID: "1b06", AudioID: "10ef", PCIName: "GP102 [GeForce GTX 1080 Ti]", NoblePCIName: "GP102 [GeForce GTX 1080 Ti]",
 		AudioPCIName: "GP102 HDMI Audio Controller", NobleAudioPCIName: "GP102 HDMI Audio Controller",
-		Name: "NVIDIA GeForce GTX 1080 Ti", Arch: "Pascal", ComputeCap: "6.1", MemoryMiB: 11264, BandwidthGBs: 484, PowerW: 250, LastBranch: 580,
-		Sources: "[pciids]; [smi] PromtEngineer/localGPT#14 (11264MiB, 250W); [cc] 6.1; [spec] 484 GB/s; [open] no GSP; [r580]"},
+		Name: "NVIDIA GeForce GTX 1080 Ti", Arch: "Pascal", ComputeCap: "6.1", MemoryMiB: 11264, BandwidthGBs: 484, FP16TFLOPS: 0.18, PowerW: 250, LastBranch: 580,
+		Sources: "[pciids]; [smi] PromtEngineer/localGPT#14 (11264MiB, 250W); [cc] 6.1; [spec] 484 GB/s; [open] no GSP; [r580]; [tflops] 0.18: no tensor cores, FP16 at 1/64 of FP32 on GP102"},
 }
 
 // All returns the table.

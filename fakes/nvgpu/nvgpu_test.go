@@ -41,7 +41,7 @@ func TestTableConsistent(t *testing.T) {
 		if d.OpenSupported != (d.ComputeCap >= "7.5" || m >= 10) || d.OpenRequired != (m >= 10) {
 			t.Errorf("%s: open-module flags do not match compute capability %s", d.DeviceID, d.ComputeCap)
 		}
-		if !strings.HasPrefix(d.Name, "NVIDIA ") && !strings.HasPrefix(d.Name, "Tesla ") || d.MemoryMiB <= 0 || d.BandwidthGBs <= 0 || d.PowerW <= 0 || d.Sources == "" {
+		if !strings.HasPrefix(d.Name, "NVIDIA ") && !strings.HasPrefix(d.Name, "Tesla ") || d.MemoryMiB <= 0 || d.BandwidthGBs <= 0 || d.FP16TFLOPS <= 0 || d.PowerW <= 0 || d.Sources == "" {
 			t.Errorf("%s: incomplete row %+v", d.DeviceID, d)
 		}
 		if got, ok := Lookup("0x" + strings.ToUpper(d.DeviceID)); !ok || got.DeviceID != d.DeviceID {
