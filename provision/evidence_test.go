@@ -41,7 +41,9 @@ func TestBuildEvidence(t *testing.T) {
 	}
 	res := &DeployResult{VMID: 140, Node: "pve", Name: "vm-llm-aimachine", RunID: "20261123T120000-abcd",
 		Summary: Summary{OK: 3, Changed: 2, Tasks: []Event{{Phase: "guest", Task: "install the NVIDIA open driver", Status: StatusChanged, Elapsed: 90 * time.Second}}}}
-	ev, err := (*Client)(nil).BuildEvidence(context.Background(), cat, res, VerifyReport{Checks: []VerifyCheck{{Name: "x", Pass: true}}}, factsRunner{evidenceOut})
+	ev, err := (*Client)(nil).BuildEvidence(context.Background(), cat, res, VerifyReport{Checks: []VerifyCheck{{Name: "x", Pass: true}},
+		Completions: []Completion{{Server: "vllm", Model: "Qwen/Qwen2.5-3B-Instruct", Addr: "127.0.0.1:8000", Text: "Hello!", PromptTokens: 12, OutputTokens: 3, TTFTMs: 41.5, TokensPerSecond: 52.1, OnGPU: true, GPUEvidence: "vllm 11000 MiB", WithoutKey: 401},
+			{Server: "ollama", Model: "qwen2.5:0.5b", Addr: "192.168.0.140:11434", Error: "connection refused"}}}, factsRunner{evidenceOut})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +53,9 @@ func TestBuildEvidence(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
+	}
+	if len(ev.Completions) != 2 || ev.Completions[0].WithoutKey != 401 {
+		t.Errorf("completions %+v", ev.Completions)
 	}
 	if ev.GPU.MemoryMiB != 16311 || ev.Summary.Changed != 2 || len(ev.Timings) != 1 || ev.Timings[0].Seconds != 90 {
 		t.Errorf("evidence %+v", ev)

@@ -160,6 +160,14 @@ func TestPlanDeployVerifyDestroyOnTheSimulator(t *testing.T) {
 	if code != 0 || v["ok"] != true || len(v["checks"].([]any)) < 10 {
 		t.Fatalf("verify --json: exit %d\n%s\n%s", code, out, errOut)
 	}
+	vev, _ := v["evidence"].(string)
+	verifyEvidence, err := os.ReadFile(vev)
+	if err != nil {
+		t.Fatalf("verify's evidence.json (%q): %v", vev, err)
+	}
+	if e := mustMatch(t, "evidence.schema.json", verifyEvidence); len(e["checks"].([]any)) != len(v["checks"].([]any)) {
+		t.Errorf("verify's evidence.json holds %d checks, verify printed %d", len(e["checks"].([]any)), len(v["checks"].([]any)))
+	}
 
 	code, out, errOut = runArgs("destroy", vm, "--yes")
 	if code != 0 || !strings.Contains(out, "VM 140 deleted") || !strings.Contains(errOut, "removed the pinned host key") {
