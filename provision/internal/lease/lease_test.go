@@ -229,3 +229,45 @@ func TestParseRoundTripAndEncoded(t *testing.T) {
 		t.Fatalf("without %q", Without(d))
 	}
 }
+
+// TestKeepRenewsAndReportsALoss: the background renewal pushes the expiry out and reports a
+// take-over once.
+func TestKeepRenewsAndReportsALoss(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	now := t0
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	st := &memStore{}
+	o := Options{VMID: 140, RunID: "run-a", Host: "ws1", PID: 100, TTL: 30 * time.Millisecond, Now: clock, Alive: func(int) bool { return true }}
+	a, err := Acquire(ctx, st, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := make(chan error, 2)
+	stop := a.Keep(ctx, func(err error) { lost <- err })
+	defer stop()
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for !a.Lease().Expires.After(t0.Add(time.Minute)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the lease was not renewed: %+v", a.Lease())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ob := o
+	ob.RunID, ob.Host, ob.ForceUnlock = "run-b", "ws2", "run-a"
+	if _, err := Acquire(ctx, st, ob); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-lost:
+		var le *LostError
+		if !errors.As(err, &le) || le.Holder.RunID != "run-b" {
+			t.Fatalf("lost: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the take-over was not reported")
+	}
+}
