@@ -132,6 +132,7 @@ func register(sc *godog.ScenarioContext) *World {
 	w.registerGPUSteps(sc)
 	w.registerServiceSteps(sc)
 	w.registerFailureSteps(sc)
+	w.registerLeaseSteps(sc)
 	return w
 }
 

@@ -65,6 +65,9 @@ type World struct {
 	faultKind  string
 	guestErr   error
 	guestMark  int // first event of the last guest phase
+
+	// run lease (features/run_lease.feature)
+	lease *leaseRun
 }
 
 // runRecord is one deploy for the evidence record.
@@ -139,6 +142,10 @@ func (w *World) closeRunner() {
 
 // cleanup runs after the scenario.
 func (w *World) cleanup() {
+	if w.lease != nil {
+		w.lease.finish(5 * time.Minute) // a run held in progress by a failed scenario
+		w.lease = nil
+	}
 	w.closeRunner()
 	if w.tmp != "" {
 		_ = os.RemoveAll(w.tmp)
