@@ -40,7 +40,14 @@ func (c *Client) Destroy(ctx context.Context, cat *catalog.Catalog, vmName strin
 	res := &DestroyResult{VMID: s.vmid, Node: s.node}
 	task := fmt.Sprintf("destroy VM %d", s.vmid)
 	st, err := r.inspect(ctx)
+	if err == nil && st.exists && st.cfg["lock"] == "create" {
+		// A create in progress (real PVE's config is only "lock: create" until it ends).
+		if err = r.waitCreate(ctx); err == nil {
+			st, err = r.inspect(ctx)
+		}
+	}
 	if err != nil {
+		res.Summary = r.summary
 		return res, err
 	}
 	if !st.exists {
@@ -53,12 +60,6 @@ func (c *Client) Destroy(ctx context.Context, cat *catalog.Catalog, vmName strin
 		r.report(task, StatusFailed, err.Err.Error()+" (hint: "+err.Hint+")", 0)
 		res.Summary = r.summary
 		return res, err
-	}
-	if st.cfg["lock"] == "create" {
-		if err := r.waitCreate(ctx); err != nil {
-			res.Summary = r.summary
-			return res, err
-		}
 	}
 	if err := r.acquireLease(ctx, st.cfg); err != nil {
 		res.Summary = r.summary
