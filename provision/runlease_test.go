@@ -154,3 +154,21 @@ func TestStartOfARunningVMIsNotAFailure(t *testing.T) {
 		t.Fatalf("start of a running VM: already=%v err=%v", already, err)
 	}
 }
+
+// A destroy that meets a create in progress waits for it, then destroys (or, when the create
+// failed and PVE removed the config, finds nothing).
+func TestDestroyWaitsForACreateInProgress(t *testing.T) {
+	e := newEnv(t)
+	e.mustDeploy(vm140)
+	if err := e.srv.SetLock(140, "create"); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		e.srv.SetLock(140, "")
+	}()
+	res, err := e.c.Destroy(context.Background(), e.cat, vm140, DestroyOptions{KnownHostsFile: e.kh, Lease: LeaseOptions{LockWait: 30 * time.Second}})
+	if err != nil || !res.Deleted || e.vmExists(140) {
+		t.Fatalf("destroy after the create ended: %+v %v", res, err)
+	}
+}

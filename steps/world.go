@@ -67,6 +67,8 @@ type World struct {
 	guestMark  int // first event of the last guest phase
 
 	operatorState // features/operator_experience.feature
+	// run lease (features/run_lease.feature)
+	lease *leaseRun
 }
 
 // runRecord is one deploy for the evidence record.
@@ -141,6 +143,10 @@ func (w *World) closeRunner() {
 
 // cleanup runs after the scenario.
 func (w *World) cleanup() {
+	if w.lease != nil {
+		w.lease.finish(5 * time.Minute) // a run held in progress by a failed scenario
+		w.lease = nil
+	}
 	w.closeRunner()
 	if w.tmp != "" {
 		_ = os.RemoveAll(w.tmp)
