@@ -90,8 +90,8 @@ func register(sc *godog.ScenarioContext) *World {
 	w := &World{}
 	sc.Before(func(ctx context.Context, s *godog.Scenario) (context.Context, error) {
 		w.scenario = s
-		if hasTag(s, "@catalog") {
-			return ctx, nil // scenario 9 reads the catalog only
+		if hasTag(s, "@catalog") || hasTag(s, "@offline") {
+			return ctx, nil // scenario 9 and the @offline scenarios read files and use loopback only
 		}
 		suite.mu.Lock()
 		t, err, failed := suite.t, suite.err, suite.failed
@@ -132,6 +132,7 @@ func register(sc *godog.ScenarioContext) *World {
 	w.registerGPUSteps(sc)
 	w.registerServiceSteps(sc)
 	w.registerFailureSteps(sc)
+	w.registerHostileSteps(sc)
 	return w
 }
 
