@@ -210,8 +210,12 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 	if errors.As(err, &f) {
 		te.Task, te.Err, te.Hint, te.Log = f.Task, f.Err, f.Hint, guest.RedactAll(f.Log, secrets)
 	}
-	if te.Hint == "" {
-		te.Hint = guestHint(te.Err, vm)
+	// A connection that dropped and did not come back is the cause, whatever the task that
+	// was running guessed from its half-finished output.
+	if te.Hint == "" || errors.Is(err, guest.ErrConnectionLost) {
+		if h := guestHint(err, vm); h != "" {
+			te.Hint = h
+		}
 	}
 	failure := fmt.Sprintf("task: %s\nerror: %v\nhint: %s\n\n%s\n", te.Task, te.Err, te.Hint, te.Log)
 	if dir, werr := writeBundle(opts, vm.Name, tr.String(), guest.RedactAll(failure, secrets)); werr == nil {

@@ -87,3 +87,35 @@ func TestGuestHintsNameTheRealCause(t *testing.T) {
 		})
 	}
 }
+
+// TestGuestFailureHintsInARun: the same causes reached through a guest phase run (the
+// scripted guest): a connection that drops and does not come back, and nouveau still owning
+// the GPU after the reboot meant to free it (a driver conflict).
+func TestGuestFailureHintsInARun(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		inject func(*scriptedGuest)
+		hint   string
+	}{
+		{"SSH drop without a way back", func(g *scriptedGuest) {
+			g.dropOn = "pip install"
+			g.reconnectErr = errors.New("dial tcp 192.168.0.140:22: i/o timeout")
+		}, "the SSH connection to VM 140 (192.168.0.140) dropped during the task and did not come back"},
+		{"driver conflict: nouveau survives the reboot", func(g *scriptedGuest) { g.nouveau, g.nouveauStays = true, true },
+			"nouveau (or another framebuffer driver) owns the GPU"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, vm := guestTestVM()
+			g := newScriptedGuest()
+			tc.inject(g)
+			_, err := RunGuestPhase(context.Background(), g, c, vm, guestTestOpts(t, nil))
+			var te *TaskError
+			if !errors.As(err, &te) {
+				t.Fatalf("err = %v, want a TaskError", err)
+			}
+			if !strings.Contains(te.Hint, tc.hint) {
+				t.Errorf("task %q: hint %q\nwant %q\n(error: %v)", te.Task, te.Hint, tc.hint, te.Err)
+			}
+		})
+	}
+}

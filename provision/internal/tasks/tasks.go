@@ -564,6 +564,9 @@ func (h *Host) loadModuleTask() engine.Task {
 			if s.smiRC != 0 {
 				dm, _ := h.Root(ctx, "dmesg | grep -E 'NVRM|nvidia' | tail -n 20")
 				hint := kernelLogHint(s.smiOut + "\n" + dm.Stdout)
+				if hint == "" && s.nouveau {
+					hint = kernelLogHints[0].hint // lsmod: nouveau holds the GPU (a driver conflict)
+				}
 				if hint == "" {
 					hint = smiHint(s.smiRC)
 				}
