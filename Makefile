@@ -14,16 +14,20 @@ TAGS ?= @fake && ~@wip
 RANDOM_SEED ?= -1
 REPORTS ?= reports
 CATALOG ?= infrastructure-catalog.yml
+# `aimachine version` names the commit even where Go stamps no VCS information (a git worktree,
+# -buildvcs=false): -dirty marks uncommitted changes.
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+LDFLAGS := -X main.commit=$(COMMIT)
 
-.PHONY: help test fuzz vet unit bdd demo deploy-vm-llm-aimachine lint fmt build clean-docker
+.PHONY: help test fuzz reliability vet unit bdd demo sim deploy-vm-llm-aimachine lint fmt build clean clean-docker
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
 
-test: vet ## vet + unit tests + every @fake scenario (strict, random order, container target when Docker answers)
+test: vet ## vet + unit tests + the reliability suites + every @fake scenario (strict, random order, container target when Docker answers)
 	@mkdir -p $(REPORTS)
 	GODOG_TAGS='$(TAGS)' GODOG_RANDOM='$(RANDOM_SEED)' AIMACHINE_REPORTS='$(abspath $(REPORTS))' \
-		go test -count=1 -timeout 40m ./...
+		go test -count=1 -timeout 40m -tags reliability ./...
 	$(MAKE) fuzz
 
 # Fuzz targets run briefly in CI, one per command (go test -fuzz takes one target at a time);
@@ -32,8 +36,11 @@ FUZZTIME ?= 10s
 fuzz: ## fuzz the catalog loader and validator for FUZZTIME (no panic, no hang, bounded memory)
 	go test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./catalog
 
-vet: ## go vet every package
-	go vet ./...
+reliability: ## only the reliability suites (fault matrix, crash, concurrency; RELIABILITY.md), about 5 minutes
+	go test -count=1 -timeout 20m -tags reliability ./provision/internal/reliability/
+
+vet: ## go vet every package (with the reliability suites)
+	go vet -tags reliability ./...
 
 bdd: ## the same scenarios through the godog CLI (go tool godog), strict, random order; fails on any skipped step
 	@mkdir -p $(REPORTS)
@@ -43,8 +50,16 @@ bdd: ## the same scenarios through the godog CLI (go tool godog), strict, random
 
 demo: ## deploy VM 140 against the simulator (Docker if present, else in-process), then verify it
 	@mkdir -p bin $(REPORTS)
-	go build -o bin/ ./cmd/aimachine
-	go run ./scripts/demo bin/aimachine $(CATALOG)
+	@echo "… building bin/aimachine and bin/demo (the first build compiles every dependency: a minute or two)"
+	@go build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/aimachine ./scripts/demo
+	@echo "✓ built $$(bin/aimachine version)"
+	bin/demo bin/aimachine $(CATALOG)
+
+sim: ## run the simulator in the foreground and print the two lines that point another shell at it
+	@mkdir -p bin
+	@echo "… building bin/aimachine and bin/demo (the first build compiles every dependency: a minute or two)"
+	@go build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/aimachine ./scripts/demo
+	@bin/demo --serve bin/aimachine $(CATALOG)
 
 deploy-vm-llm-aimachine: ## deploy VM 140 on the real Proxmox host: runs the @live scenarios in order
 	@if [ "$${CI:-}" = "true" ]; then echo "deploy-vm-llm-aimachine: refusing to touch a real Proxmox host from CI" >&2; exit 2; fi
@@ -71,7 +86,12 @@ fmt: ## gofmt every Go file
 	gofmt -w $$(git ls-files '*.go')
 
 build: ## build bin/aimachine and bin/pvesim
-	go build -o bin/ ./cmd/aimachine ./fakes/cmd/pvesim
+	go build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/aimachine ./fakes/cmd/pvesim
+
+clean: clean-docker ## remove bin/, reports/, the simulator state (.state/) and leftover test containers
+	rm -rf bin $(REPORTS) .state
 
 clean-docker: ## remove this project's leftover test containers (Ryuk is off)
-	docker ps -aq --filter label=aimachine.test=1 | xargs -r docker rm -f
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+		docker ps -aq --filter label=aimachine.test=1 | xargs -r docker rm -f; \
+	else echo "clean-docker: Docker is not available: no containers to remove"; fi

@@ -67,7 +67,7 @@ func TestApplyDefaultsKeepsWhatIsSetAndIsIdempotent(t *testing.T) {
 	vm := &c.VMs[0]
 	if vm.Machine != "pc-q35-9.2+pve1" || vm.BIOS != "seabios" || vm.GPU.ROMBarEnabled() || vm.Network.CIDR != 16 ||
 		vm.Network.Bridge != "vmbr1" || vm.Services.VLLM.Port != 8080 || vm.Services.VLLM.GPUMemoryUtilization != 0.9 ||
-		!reflect.DeepEqual(vm.Services.VLLM.Bind, []string{"0.0.0.0"}) || vm.Image.CloudImage != "local:import/noble-server-cloudimg-amd64.qcow2" {
+		!reflect.DeepEqual(vm.Services.VLLM.Bind, []string{"0.0.0.0"}) || vm.Image.CloudImage != "local:import/noble-custom.qcow2" {
 		t.Errorf("a set value was overridden: %+v", vm)
 	}
 	before := cloneVMs(c.VMs)

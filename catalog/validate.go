@@ -544,6 +544,9 @@ func (k *checker) cloudInit(cp string, vm *VM) {
 	for j := range ci.SSHKeys {
 		kp := fmt.Sprintf("%s.ssh_keys[%d]", cp, j)
 		key := &ci.SSHKeys[j]
+		if text, err := key.Resolve(); err == nil && strings.Contains(text, SampleKey) {
+			k.warnf(kp, "the sample catalog's placeholder key (aimachine-sample-replace-me): its private half was deleted, so nobody can log in with it; replace it with your own public key (file: ~/.ssh/id_ed25519.pub, or key: the content of that file)")
+		}
 		if _, err := key.Resolve(); err != nil {
 			switch {
 			case key.Key != "" && key.File == "":
@@ -555,6 +558,10 @@ func (k *checker) cloudInit(cp string, vm *VM) {
 		}
 	}
 }
+
+// SampleKey is the body of the throwaway public key in the sample catalog
+// (infrastructure-catalog.yml); its private half was deleted.
+const SampleKey = "AAAAC3NzaC1lZDI1NTE5AAAAIFctCKLah/NxRYN9v6QIBmW4emEmhaLbGZwcPDgF4SnQ"
 
 func (k *checker) services(sp string, vm *VM) {
 	v, o := vm.Services.VLLM, vm.Services.Ollama

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/aimachine/aimachine/catalog"
 	"github.com/aimachine/aimachine/provision/guest"
 	"github.com/aimachine/aimachine/provision/internal/retry"
+	"github.com/aimachine/aimachine/provision/internal/testhook"
 	"github.com/aimachine/aimachine/provision/pve"
 )
 
@@ -35,6 +37,22 @@ type DeployOptions struct {
 	// Timeouts of the waits (0 = default): the guest agent 10m, cloud-init 20m, SSH 5m.
 	AgentTimeout     time.Duration
 	CloudInitTimeout time.Duration
+	// Heartbeat is the interval of "still running" events for a long task (0 =
+	// DefaultHeartbeat, < 0 = none); the guest phase gets the same.
+	Heartbeat time.Duration
+
+	// Lease tunes the run lease (one run per VM at a time).
+	Lease LeaseOptions
+}
+
+// LeaseOptions tune the run lease a deploy or destroy holds on its VM.
+type LeaseOptions struct {
+	// ForceUnlock takes over the lease of this run id (a run that crashed on another machine).
+	ForceUnlock string
+	// TTL is how long the lease lives without renewal (default 15m; renewed every TTL/3).
+	TTL time.Duration
+	// LockWait bounds the wait for a PVE config lock (a create in progress) (default 5m).
+	LockWait time.Duration
 }
 
 // DeployResult is what Deploy did and how to reach the VM.
@@ -71,17 +89,37 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 	if err != nil {
 		return nil, err
 	}
+	var stopBeats func()
+	r.rep, stopBeats = withHeartbeat(r.rep, o.Heartbeat)
+	defer stopBeats()
 	res := &DeployResult{VMID: r.spec.vmid, Node: r.spec.node, Name: r.vm.Name, IP: r.vm.IP(), RunID: r.runID}
 	res.SSH, err = c.sshConfig(cat, r.vm, o.SSH)
 	if err != nil {
 		return res, err
 	}
+	// A value the guest cannot carry is refused before anything is created.
+	if !o.InfraOnly {
+		if _, err := guestParams(r.vm, o.Guest); errors.Is(err, ErrGuestValue) {
+			return res, &TaskError{Phase: PhaseGuest, Task: "check the values written into the guest", Err: err,
+				Hint: "fix the catalog value or the API key named above; nothing was created or changed"}
+		}
+	}
+	r.setLease(o.Lease)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.cancel = cancel
+	defer func() {
+		testhook.Pause(ctx, testhook.BeforeRelease)
+		r.releaseLease(ctx)
+	}()
 	// The infrastructure phase ends with the first SSH connection: a failure anywhere in it
 	// after this run created the VM rolls that VM back (unless KeepOnFailure).
 	err = r.deployInfra(ctx, o, res)
 	if err == nil && !o.InfraOnly {
 		err = c.connectSSH(ctx, r, o, res)
+		testhook.Pause(ctx, testhook.AfterSSH)
 	}
+	err = withLostLease(ctx, err)
 	res.Created = r.created
 	if err != nil && r.created && !o.KeepOnFailure {
 		rbErr := r.rollback(ctx)
@@ -105,6 +143,7 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 	gopts.Reporter, gopts.RunID = r.rep, r.runID
 	gs, err := RunGuestPhase(ctx, res.Runner, cat, r.vm, gopts)
 	res.GuestPhase = true
+	testhook.Pause(ctx, testhook.AfterGuest)
 	if err == nil {
 		// The deploy ends with the proof: read-only checks, reported as one task.
 		res.Proof, err = proveGuest(ctx, res.Runner, r.vm, gopts, &gs)
@@ -113,14 +152,14 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 	res.Summary.Changed += gs.Changed
 	res.Summary.Failed += gs.Failed
 	res.Summary.Tasks = append(res.Summary.Tasks, gs.Tasks...)
-	return res, err
+	return res, withLostLease(ctx, err)
 }
 
 // connectSSH opens the SSH connection the guest phase uses (the last infrastructure task).
 // Its error says which key the guest must accept; a VM this run did not create is kept.
 func (c *Client) connectSSH(ctx context.Context, r *run, o DeployOptions, res *DeployResult) error {
 	task := "connect over SSH to " + res.SSH.Addr
-	return r.step(ctx, task, func(ctx context.Context) (Status, string, error) {
+	return r.stepWithin(ctx, task, cmp.Or(o.SSH.Timeout, 5*time.Minute), func(ctx context.Context) (Status, string, error) {
 		runner, err := c.dialWithRetry(ctx, res.SSH, o.SSH.Timeout, r.retryNote(task))
 		if err != nil {
 			te := taskErr(task, err, r.spec.vmid)
@@ -148,30 +187,51 @@ func (c *Client) connectSSH(ctx context.Context, r *run, o DeployOptions, res *D
 func (r *run) deployInfra(ctx context.Context, o DeployOptions, res *DeployResult) error {
 	s := r.spec
 	id := fmt.Sprint(s.vmid)
-	st, err := r.inspect(ctx)
+	st, err := r.inspectLeased(ctx)
 	if err != nil {
 		return err
-	}
-	if st.exists && !st.owned {
-		return notOurs(s.vmid, st.cfg)
 	}
 	booted := false // this run started the VM
 	if !st.exists {
 		if err := r.checks(ctx, true, !o.SkipGPUPreflight); err != nil {
 			return err
 		}
-		if err := r.step(ctx, "create VM "+id, func(ctx context.Context) (Status, string, error) {
-			if err := r.create(ctx); err != nil {
+		l := r.newLease() // creating the VM takes the lease: the id is the atomic part
+		testhook.Pause(ctx, testhook.BeforeCreate)
+		lostRace := false
+		err := r.step(ctx, "create VM "+id, func(ctx context.Context) (Status, string, error) {
+			err := r.create(ctx)
+			if r.created {
+				r.adoptLease(ctx, l)
+			}
+			if err != nil && !r.created && errors.Is(err, pve.ErrExists) {
+				lostRace = true
+				return StatusOK, fmt.Sprintf("VM %d appeared since the look-up (another run or a person created it)", s.vmid), nil
+			}
+			if err != nil {
 				return "", "", taskErr("create VM "+id, err, s.vmid)
 			}
 			return StatusChanged, fmt.Sprintf("%s on node %q from %s", s.vm.Name, s.node, cmp.Or(s.image, s.iso)), nil
-		}); err != nil {
+		})
+		if err != nil {
 			return err
 		}
-		if err := r.resize(ctx, 0); err != nil {
-			return err
+		if lostRace {
+			// Whoever created it holds its lease (refused here), or has finished (converge it).
+			if st, err = r.inspectLeased(ctx); err != nil {
+				return err
+			}
+			if !st.exists {
+				return &TaskError{Phase: PhaseInfra, Task: "create VM " + id, Err: fmt.Errorf("VM %d existed a moment ago and is gone again (another run created and deleted it)", s.vmid), Hint: "re-run deploy"}
+			}
+		} else {
+			testhook.Pause(ctx, testhook.AfterCreate)
+			if err := r.resize(ctx, 0); err != nil {
+				return err
+			}
 		}
-	} else {
+	}
+	if st.exists {
 		if err := r.converge(ctx, st, o); err != nil {
 			return err
 		}
@@ -184,15 +244,21 @@ func (r *run) deployInfra(ctx context.Context, o DeployOptions, res *DeployResul
 				return err
 			}
 		}
+		already := false
 		if err := r.step(ctx, "start VM "+id, func(ctx context.Context) (Status, string, error) {
-			if err := r.start(ctx); err != nil {
+			var err error
+			if already, err = r.start(ctx); err != nil {
 				return "", "", taskErr("start VM "+id, err, s.vmid)
+			}
+			if already {
+				return StatusOK, "already running (started outside this run)", nil
 			}
 			return StatusChanged, "", nil
 		}); err != nil {
 			return err
 		}
-		booted = true
+		booted = !already
+		testhook.Pause(ctx, testhook.AfterStart)
 	} else {
 		r.report("start VM "+id, StatusOK, "already running", 0)
 	}
@@ -213,12 +279,18 @@ func (r *run) deployInfra(ctx context.Context, o DeployOptions, res *DeployResul
 	if err := r.waitAgent(ctx, o.AgentTimeout); err != nil {
 		return err
 	}
+	testhook.Pause(ctx, testhook.AfterAgent)
 	if booted {
 		if err := r.waitCloudInit(ctx, o.CloudInitTimeout); err != nil {
 			return err
 		}
+		testhook.Pause(ctx, testhook.AfterCloudInit)
 	}
-	return r.pinHostKey(ctx, res.SSH, o.SSH.ReplaceHostKey)
+	if err := r.pinHostKey(ctx, res.SSH, o.SSH.ReplaceHostKey); err != nil {
+		return err
+	}
+	testhook.Pause(ctx, testhook.AfterHostKey)
+	return nil
 }
 
 // converge applies the minimal config change and disk growth to an existing VM of ours.
@@ -453,16 +525,26 @@ func transientClass(err error) (string, bool) {
 	return "", false
 }
 
-// start starts the VM; after a transient failure it checks whether the VM runs anyway.
-func (r *run) start(ctx context.Context) error {
+// start starts the VM; after a transient failure it checks whether the VM runs anyway. A VM
+// that turns out to be running already (qm start's "VM <id> already running": a person or
+// onboot started it) is not a failure: already is true then.
+func (r *run) start(ctx context.Context) (already bool, err error) {
 	s := r.spec
-	return r.mutate(ctx, fmt.Sprintf("start VM %d", s.vmid), func(ctx context.Context) error {
-		_, err := r.c.api.StartVM(ctx, s.node, s.vmid)
-		return err
-	}, func(ctx context.Context) (bool, error) {
+	running := func(ctx context.Context) (bool, error) {
 		st, err := r.c.api.VMStatus(ctx, s.node, s.vmid)
 		return err == nil && st.Running(), err
-	})
+	}
+	err = r.mutate(ctx, fmt.Sprintf("start VM %d", s.vmid), func(ctx context.Context) error {
+		_, err := r.c.api.StartVM(ctx, s.node, s.vmid)
+		if err != nil && strings.Contains(err.Error(), "already running") {
+			if ok, _ := running(ctx); ok {
+				already = true
+				return nil
+			}
+		}
+		return err
+	}, running)
+	return already, err
 }
 
 // agentOrTransient retries while the guest agent does not answer (not started yet, or
@@ -484,7 +566,7 @@ func (r *run) waitAgent(ctx context.Context, timeout time.Duration) error {
 	if timeout == 0 {
 		timeout = 10 * time.Minute
 	}
-	return r.step(ctx, task, func(ctx context.Context) (Status, string, error) {
+	return r.stepWithin(ctx, task, timeout, func(ctx context.Context) (Status, string, error) {
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		err := retry.Wait{Description: task, Backoff: r.c.backoff, OnRetry: r.retryNote(task),
@@ -510,7 +592,7 @@ func (r *run) waitCloudInit(ctx context.Context, timeout time.Duration) error {
 	if timeout == 0 {
 		timeout = 20 * time.Minute
 	}
-	return r.step(ctx, task, func(ctx context.Context) (Status, string, error) {
+	return r.stepWithin(ctx, task, timeout, func(ctx context.Context) (Status, string, error) {
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		var es *pve.ExecStatus
@@ -570,7 +652,11 @@ func (r *run) pinHostKey(ctx context.Context, cfg guest.Config, replace bool) er
 			return "", "", &TaskError{Phase: PhaseInfra, Task: task, Err: fmt.Errorf("%s of VM %d is not a public key: %w", hostKeyPath, s.vmid, err)}
 		}
 		alias := cfg.Addr
+		snap := snapshotKnownHosts(cfg.KnownHostsFile)
 		changed, err := pinHostKey(cfg.KnownHostsFile, alias, key, replace)
+		if changed {
+			r.unpin = snap.restorer(cfg.KnownHostsFile, knownhosts.Line([]string{knownhosts.Normalize(alias)}, key))
+		}
 		if err != nil {
 			te := &TaskError{Phase: PhaseInfra, Task: task, Err: err}
 			if errors.Is(err, ErrHostKeyMismatch) {
@@ -641,15 +727,28 @@ func (r *run) rollback(parent context.Context) error {
 			if !owned(cfg) || createdByRun(cfg) != r.runID {
 				return fmt.Errorf("VM %d does not carry this run's marker (run=%s): not deleting it", s.vmid, r.runID)
 			}
-			return nil
+			return r.ownLease(cfg) // and no other run has taken it over since
 		})
 		if err != nil {
 			return "", "", err
 		}
+		msg := fmt.Sprintf("stopped and deleted VM %d (created by run %s)", s.vmid, r.runID)
 		if !deleted {
-			return StatusOK, "nothing left to delete", nil
+			msg = "nothing left to delete"
 		}
-		return StatusChanged, fmt.Sprintf("stopped and deleted VM %d (created by run %s)", s.vmid, r.runID), nil
+		// The VM's host key dies with it: known_hosts goes back to what it was before this run.
+		if r.unpin != nil {
+			if err := r.unpin(); err != nil {
+				msg += fmt.Sprintf("; known_hosts not restored: %v (hint: ssh-keygen -R %s)", err, s.vm.IP())
+			} else {
+				msg += "; removed the host key this run pinned for " + s.vm.IP()
+				r.unpin = nil
+			}
+		}
+		if !deleted {
+			return StatusOK, msg, nil
+		}
+		return StatusChanged, msg, nil
 	})
 }
 

@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aimachine/aimachine/catalog"
 	"github.com/aimachine/aimachine/provision/pve"
@@ -14,6 +15,12 @@ type DestroyOptions struct {
 	// KnownHostsFile is where the guest's pinned host key is removed from (default
 	// DefaultKnownHostsFile()); the re-created VM will have a new key.
 	KnownHostsFile string
+	// Lease tunes the run lease: a destroy holds it too, so it never deletes a VM another
+	// run is deploying.
+	Lease LeaseOptions
+	// Heartbeat is the interval of "still running" events for a long task (0 =
+	// DefaultHeartbeat, < 0 = none).
+	Heartbeat time.Duration
 }
 
 // DestroyResult says what Destroy did.
@@ -27,13 +34,18 @@ type DestroyResult struct {
 // Destroy stops and deletes the catalog VM vmName with its disks — only when it carries the
 // ownership tag; a VM that is not ours is refused. A missing VM is not an error.
 func (c *Client) Destroy(ctx context.Context, cat *catalog.Catalog, vmName string, o DestroyOptions) (*DestroyResult, error) {
-	r, err := c.newRun(cat, vmName, "destroy", o.Reporter)
+	r, err := c.newRun(cat, vmName, "destroy-"+NewRunID(), o.Reporter)
 	if err != nil {
 		return nil, err
 	}
+	r.setLease(o.Lease)
+	defer r.releaseLease(ctx)
 	s := r.spec
 	res := &DestroyResult{VMID: s.vmid, Node: s.node}
 	task := fmt.Sprintf("destroy VM %d", s.vmid)
+	var stopBeats func()
+	r.rep, stopBeats = withHeartbeat(r.rep, o.Heartbeat)
+	defer stopBeats()
 	st, err := r.inspect(ctx)
 	if err != nil {
 		return res, err
@@ -49,12 +61,22 @@ func (c *Client) Destroy(ctx context.Context, cat *catalog.Catalog, vmName strin
 		res.Summary = r.summary
 		return res, err
 	}
+	if st.cfg["lock"] == "create" {
+		if err := r.waitCreate(ctx); err != nil {
+			res.Summary = r.summary
+			return res, err
+		}
+	}
+	if err := r.acquireLease(ctx, st.cfg); err != nil {
+		res.Summary = r.summary
+		return res, err
+	}
 	err = r.step(ctx, task, func(ctx context.Context) (Status, string, error) {
 		deleted, err := r.removeVM(ctx, func(cfg pve.Config) error {
 			if !owned(cfg) {
 				return refuseDestroy(task, s.vmid, cfg)
 			}
-			return nil
+			return r.ownLease(cfg)
 		})
 		if err != nil {
 			return "", "", taskErr(task, err, s.vmid)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aimachine/aimachine/catalog"
+	"github.com/aimachine/aimachine/docs/schema"
 	"github.com/aimachine/aimachine/provision/guest"
 )
 
@@ -65,6 +66,15 @@ func TestBuildEvidence(t *testing.T) {
 	var back Evidence
 	if err := json.Unmarshal(data, &back); err != nil || back.Driver != "580.95.05" {
 		t.Fatalf("read back: %v %+v", err, back)
+	}
+	// evidence.json matches its documented schema (docs/json.md), snake_case keys throughout.
+	if err := schema.Validate("evidence.schema.json", data); err != nil {
+		t.Errorf("evidence.json does not match docs/schema/evidence.schema.json: %v\n%s", err, data)
+	}
+	var generic any
+	_ = json.Unmarshal(data, &generic)
+	if bad := schema.NonSnakeKeys(generic); len(bad) > 0 {
+		t.Errorf("keys not in snake_case: %q", bad)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,12 +31,20 @@ type GuestOptions struct {
 	User string
 	// Waits (zero = defaults: apt lock 10m, service readiness 20m, reboot 10m, first poll 2s).
 	AptLockTimeout, ReadyTimeout, RebootTimeout, PollInterval time.Duration
+	// Heartbeat is the interval of "still running" events for a long task (0 =
+	// DefaultHeartbeat, < 0 = none).
+	Heartbeat time.Duration
 }
 
 // ErrMissingAPIKey is returned when the catalog names an API key variable that is not set.
 var ErrMissingAPIKey = errors.New("API key environment variable not set")
 
-// guestParams turns the catalog VM into task parameters.
+// ErrGuestValue is returned when a catalog value or the API key cannot be written into the
+// guest intact (a NUL byte, a control character in the key, …): the run stops before the
+// first command, and the error names the field, never the value.
+var ErrGuestValue = errors.New("a value cannot be written into the guest")
+
+// guestParams turns the catalog VM into task parameters, checked by tasks.Params.Validate.
 func guestParams(vm *catalog.VM, o GuestOptions) (tasks.Params, error) {
 	getenv := o.Getenv
 	if getenv == nil {
@@ -98,6 +107,9 @@ func guestParams(vm *catalog.VM, o GuestOptions) (tasks.Params, error) {
 			op.Binds = []string{vm.IP()}
 		}
 		p.Ollama = op
+	}
+	if err := p.Validate(); err != nil {
+		return p, fmt.Errorf("%w: %w", ErrGuestValue, err)
 	}
 	return p, keyErr
 }
@@ -164,16 +176,28 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 	if rep == nil {
 		rep = Discard
 	}
+	rep, stopBeats := withHeartbeat(rep, opts.Heartbeat)
+	defer stopBeats()
 	p, err := guestParams(vm, opts)
 	if err != nil {
-		return sum, &TaskError{Phase: PhaseGuest, Task: "read the vLLM API key", Err: err}
+		task := "read the vLLM API key"
+		if errors.Is(err, ErrGuestValue) {
+			task = "check the values written into the guest"
+		}
+		return sum, &TaskError{Phase: PhaseGuest, Task: task, Err: err}
 	}
 	var tr transcript
-	secrets := []string{}
-	if p.VLLM != nil && p.VLLM.APIKey != "" {
-		secrets = append(secrets, p.VLLM.APIKey)
-	}
+	secrets := p.Secrets()
 	rr := guest.WithTranscript(r, tr.add, secrets...)
+	if b, ok := rep.(*beatReporter); ok {
+		p.Waiting = func(task string, limit time.Duration) { b.limit(PhaseGuest, task, limit) }
+		rr = &watchedRunner{Runner: rr, note: func(cmd string) {
+			if cmd != "" {
+				cmd = commandLine(guest.RedactAll(cmd, secrets))
+			}
+			b.running(PhaseGuest, cmd)
+		}}
+	}
 	p.Progress = func(task, msg string) {
 		rep.Report(Event{Phase: PhaseGuest, Task: task, Message: guest.RedactAll(msg, secrets)})
 	}
@@ -312,17 +336,17 @@ func proveGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts GuestO
 
 // VerifyCheck is one named proof with its evidence.
 type VerifyCheck struct {
-	Name     string
-	Pass     bool
-	Evidence string
+	Name     string `json:"name"`
+	Pass     bool   `json:"pass"`
+	Evidence string `json:"evidence"`
 }
 
 // VerifyReport is the result of VerifyGuest: every check, pass or fail.
 type VerifyReport struct {
-	VM     string
-	Checks []VerifyCheck
+	VM     string        `json:"vm"`
+	Checks []VerifyCheck `json:"checks"`
 	// Sessions is how many SSH exec sessions the verification used.
-	Sessions int
+	Sessions int `json:"sessions"`
 }
 
 // OK reports whether every check passed (and there was at least one).
@@ -368,10 +392,7 @@ func VerifyGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts Guest
 	if err != nil && !errors.Is(err, ErrMissingAPIKey) {
 		return rep, err
 	}
-	secrets := []string{}
-	if p.VLLM != nil && p.VLLM.APIKey != "" {
-		secrets = append(secrets, p.VLLM.APIKey)
-	}
+	secrets := p.Secrets()
 	rr := guest.WithTranscript(r, func(guest.Entry) {}, secrets...)
 	before := r.Stats().Sessions
 	h := tasks.NewHost(rr, p)
@@ -398,4 +419,22 @@ func VerifyGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts Guest
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
+}
+
+// watchedRunner tells the heartbeats which command runs now.
+type watchedRunner struct {
+	guest.Runner
+	note func(cmd string)
+}
+
+func (w *watchedRunner) Run(ctx context.Context, cmd string) (guest.Result, error) {
+	w.note(cmd)
+	defer w.note("")
+	return w.Runner.Run(ctx, cmd)
+}
+
+func (w *watchedRunner) Put(ctx context.Context, path string, mode fs.FileMode, data []byte) error {
+	w.note("put " + path)
+	defer w.note("")
+	return w.Runner.Put(ctx, path, mode, data)
 }

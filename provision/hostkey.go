@@ -156,3 +156,46 @@ func portOf(addr string) int {
 	fmt.Sscanf(p, "%d", &n)
 	return n
 }
+
+// khSnapshot is a known_hosts file as it was before a pin.
+type khSnapshot struct {
+	data    []byte
+	existed bool
+}
+
+func snapshotKnownHosts(file string) khSnapshot {
+	data, err := os.ReadFile(file)
+	return khSnapshot{data: data, existed: err == nil}
+}
+
+// restorer undoes a pin that added line: when the file holds only what the pin made of it,
+// it gets its old content back (or is removed when it did not exist); when something else
+// changed it since, only line goes and the lines the pin replaced come back.
+func (s khSnapshot) restorer(file, line string) func() error {
+	after, _ := os.ReadFile(file)
+	return func() error {
+		now, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		if bytes.Equal(now, after) {
+			if !s.existed {
+				return os.Remove(file)
+			}
+			return os.WriteFile(file, s.data, 0o600)
+		}
+		var out bytes.Buffer
+		for _, l := range strings.SplitAfter(string(now), "\n") {
+			if strings.TrimSpace(l) != strings.TrimSpace(line) && l != "" {
+				out.WriteString(l)
+			}
+		}
+		// lines of the old file that the pin dropped (--replace-host-key)
+		for _, l := range strings.SplitAfter(string(s.data), "\n") {
+			if l != "" && !strings.Contains(string(now), l) {
+				out.WriteString(l)
+			}
+		}
+		return os.WriteFile(file, out.Bytes(), 0o600)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aimachine/aimachine/catalog"
+	"github.com/aimachine/aimachine/provision/internal/lease"
 	"github.com/aimachine/aimachine/provision/pve"
 )
 
@@ -22,6 +23,17 @@ type run struct {
 	summary Summary
 	// created is true once this run has posted the VM (rollback may delete it).
 	created bool
+	// lease is this run's lease on the VM (nil before it is taken); stopKeep ends its renewal
+	// and cancel, when set, cancels the run when the lease is lost.
+	lease       *lease.Held
+	stopKeep    func()
+	cancel      context.CancelCauseFunc
+	leaseTTL    time.Duration
+	lockWait    time.Duration
+	forceUnlock string
+	// unpin restores known_hosts as it was before this run pinned a host key (nil when the run
+	// pinned nothing); a rollback that deletes the VM calls it.
+	unpin func() error
 }
 
 func (c *Client) newRun(cat *catalog.Catalog, vmName, runID string, rep Reporter) (*run, error) {
@@ -127,8 +139,14 @@ func (r *run) note(task, msg string) {
 
 // step runs one task and reports it.
 func (r *run) step(ctx context.Context, task string, fn func(ctx context.Context) (Status, string, error)) error {
+	return r.stepWithin(ctx, task, 0, fn)
+}
+
+// stepWithin is step for a wait bounded by limit (0 = unbounded): its start event and
+// heartbeats carry the limit.
+func (r *run) stepWithin(ctx context.Context, task string, limit time.Duration, fn func(ctx context.Context) (Status, string, error)) error {
 	start := time.Now()
-	r.report(task, "", "", 0)
+	r.rep.Report(Event{Phase: PhaseInfra, Task: task, Limit: limit})
 	st, msg, err := fn(ctx)
 	if err != nil {
 		msg := err.Error()

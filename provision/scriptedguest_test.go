@@ -400,7 +400,11 @@ func (g *scriptedGuest) fact(name string) (string, int) {
 		if rc == 0 {
 			c += fmt.Sprintf("%o root\n", g.modes["/etc/vllm/vllm.env"].Perm())
 		}
-		return c, rc
+		h, hrc := g.file("/etc/vllm/auth.header")
+		if rc == 0 && hrc == 0 {
+			c += "::header\n" + h + fmt.Sprintf("%o root\n", g.modes["/etc/vllm/auth.header"].Perm())
+		}
+		return c, rc + hrc
 	case "vllm_lo_socket":
 		return g.file("/etc/systemd/system/vllm-loopback.socket")
 	case "vllm_lo_service":

@@ -26,7 +26,7 @@ import (
 func TestFailedStepAttachmentsRedactSecrets(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tg, err := startTarget(ctx, func(k string) string { return map[string]string{"AIMACHINE_TARGET": TargetInProcess}[k] })
+	tg, err := startTarget(ctx, func(k string) string { return map[string]string{"AIMACHINE_TARGET": TargetInProcess}[k] }, DefaultTags)
 	if err != nil {
 		t.Fatal(err)
 	}

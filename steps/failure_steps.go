@@ -160,7 +160,7 @@ func (w *World) gpuPassthroughFails(ctx context.Context, kind string) error {
 		if err != nil {
 			return err
 		}
-		w.statsMark = &simMark{mutating: st.API.Mutating, read: st.API.Read, guestSSH: st.Guest.SSHConnections, jump: st.Jump.Connections}
+		w.statsMark = &simMark{mutating: changingCalls(st.API), read: st.API.Read, guestSSH: st.Guest.SSHConnections, jump: st.Jump.Connections}
 	}
 	err = w.deploy(ctx, provision.DeployOptions{InfraOnly: true})
 	if err == nil {
@@ -324,7 +324,7 @@ func (w *World) neverCreated(ctx context.Context, node string, vmid int) error {
 	if err != nil {
 		return err
 	}
-	if d := st.API.Mutating - w.statsMark.mutating; d != 0 {
+	if d := changingCalls(st.API) - w.statsMark.mutating; d != 0 {
 		var calls []string
 		for k, n := range st.API.ByPath {
 			if !strings.HasPrefix(k, "GET ") {

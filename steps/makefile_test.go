@@ -66,3 +66,26 @@ func TestMakeRecipe(t *testing.T) {
 		t.Error("makeRecipe found a target that does not exist")
 	}
 }
+
+// make demo and make sim say what they build before the first (slow) build; make clean
+// removes what the targets leave behind.
+func TestMakeSaysWhatItBuildsAndCleans(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	for _, target := range []string{"demo", "sim"} {
+		out, err := exec.Command("make", "-n", "--no-print-directory", "-C", "..", target).CombinedOutput()
+		if err != nil {
+			t.Fatalf("make -n %s: %v\n%s", target, err, out)
+		}
+		s := string(out)
+		say, build := strings.Index(s, "building bin/aimachine"), strings.Index(s, "go build")
+		if say < 0 || build < 0 || say > build {
+			t.Errorf("make %s does not say what it builds before building:\n%s", target, s)
+		}
+	}
+	out, err := exec.Command("make", "-n", "--no-print-directory", "-C", "..", "clean").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "rm -rf bin reports .state") {
+		t.Errorf("make -n clean: %v\n%s", err, out)
+	}
+}

@@ -48,6 +48,8 @@ var suite struct {
 	err error
 	// failed names the first failed scenario (AIMACHINE_STOP_ON_FAILURE=1 stops there).
 	failed string
+	// tags is the run's tag expression (tagsOf).
+	tags string
 }
 
 // stopOnFailure: after a failed scenario, every later one fails at once without touching the
@@ -61,7 +63,8 @@ func RegisterSuite(ts *godog.TestSuiteContext) {
 	ts.BeforeSuite(func() {
 		suite.mu.Lock()
 		defer suite.mu.Unlock()
-		suite.t, suite.err = startTarget(context.Background(), os.Getenv)
+		suite.tags = tagsOf(os.Args[1:], os.Getenv)
+		suite.t, suite.err = startTarget(context.Background(), os.Getenv, suite.tags)
 	})
 	ts.AfterSuite(func() {
 		suite.mu.Lock()
@@ -71,6 +74,14 @@ func RegisterSuite(ts *godog.TestSuiteContext) {
 		}
 		suite.t = nil
 	})
+}
+
+func scenarioTags(s *godog.Scenario) []string {
+	out := make([]string, len(s.Tags))
+	for i, t := range s.Tags {
+		out[i] = t.Name
+	}
+	return out
 }
 
 func hasTag(s *godog.Scenario, tag string) bool {
@@ -90,11 +101,17 @@ func register(sc *godog.ScenarioContext) *World {
 	w := &World{}
 	sc.Before(func(ctx context.Context, s *godog.Scenario) (context.Context, error) {
 		w.scenario = s
+		suite.mu.Lock()
+		refused := suite.err
+		suite.mu.Unlock()
+		if errors.Is(refused, errLiveRefused) {
+			return ctx, refused // even the catalog-only scenario: @live was asked for, no live target
+		}
 		if hasTag(s, "@catalog") || hasTag(s, "@offline") {
 			return ctx, nil // scenario 9 and the @offline scenarios read files and use loopback only
 		}
 		suite.mu.Lock()
-		t, err, failed := suite.t, suite.err, suite.failed
+		t, err, failed, tags := suite.t, suite.err, suite.failed, suite.tags
 		suite.mu.Unlock()
 		if err != nil {
 			return ctx, err
@@ -107,6 +124,9 @@ func register(sc *godog.ScenarioContext) *World {
 		}
 		if t.kind == TargetLive && !hasTag(s, "@live") {
 			return ctx, fmt.Errorf("scenario %q is not tagged @live: it never runs against a real host", s.Name)
+		}
+		if t.simulated() && selectedForLive(tags, scenarioTags(s)) {
+			return ctx, liveRefusal(tags, t.kind, os.Getenv)
 		}
 		return ctx, w.setupDeploy(ctx, t)
 	})
@@ -132,6 +152,7 @@ func register(sc *godog.ScenarioContext) *World {
 	w.registerGPUSteps(sc)
 	w.registerServiceSteps(sc)
 	w.registerFailureSteps(sc)
+	w.registerOperatorSteps(sc)
 	w.registerHostileSteps(sc)
 	return w
 }

@@ -76,7 +76,7 @@ func TestLiveTargetRefuses(t *testing.T) {
 			[]string{"refusing to touch a real Proxmox host from CI"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tg, err := startTarget(context.Background(), func(k string) string { return tc.env[k] })
+			tg, err := startTarget(context.Background(), func(k string) string { return tc.env[k] }, DefaultTags)
 			if err == nil {
 				t.Fatalf("startTarget started %+v", tg)
 			}
@@ -98,7 +98,7 @@ func TestLiveTargetRefuses(t *testing.T) {
 func TestInProcessTargetIsLoopbackOnly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tg, err := startTarget(ctx, func(k string) string { return map[string]string{"AIMACHINE_TARGET": TargetInProcess}[k] })
+	tg, err := startTarget(ctx, func(k string) string { return map[string]string{"AIMACHINE_TARGET": TargetInProcess}[k] }, DefaultTags)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,5 +136,73 @@ func TestInProcessTargetIsLoopbackOnly(t *testing.T) {
 	o.Endpoint = "https://192.0.2.1:8006/"
 	if _, err := provision.Connect(ctx, o); err == nil || !strings.Contains(err.Error(), "not a loopback address") {
 		t.Errorf("Connect to a non-loopback endpoint in simulator mode: %v", err)
+	}
+}
+
+// The godog CLI's -t/--tags reach the suite through the built binary's arguments; go test
+// reads GODOG_TAGS.
+func TestTagsOf(t *testing.T) {
+	env := func(k string) string { return map[string]string{"GODOG_TAGS": "@fake"}[k] }
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-t", "@live", "features"}, "@live"},
+		{[]string{"--tags=@live && ~@wip", "features"}, "@live && ~@wip"},
+		{[]string{"-t@live"}, "@live"},
+		{[]string{"-test.run=TestFeatures", "-test.v=true"}, "@fake"},
+	} {
+		if got := tagsOf(tc.args, env); got != tc.want {
+			t.Errorf("tagsOf(%q) = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	if got := tagsOf(nil, func(string) string { return "" }); got != DefaultTags {
+		t.Errorf("default %q", got)
+	}
+}
+
+// A scenario is refused on a simulator only when the expression picked it for its @live tag.
+func TestSelectedForLive(t *testing.T) {
+	both := []string{"@fake", "@live"}
+	for _, tc := range []struct {
+		expr string
+		tags []string
+		want bool
+	}{
+		{"@live", both, true},
+		{"@live && ~@wip", both, true},
+		{DefaultTags, both, false}, // CI runs the @fake @live scenarios on the simulator
+		{"@fake,@live", both, false},
+		{"@live", []string{"@fake"}, false}, // not selected at all
+	} {
+		if got := selectedForLive(tc.expr, tc.tags); got != tc.want {
+			t.Errorf("selectedForLive(%q, %v) = %v, want %v", tc.expr, tc.tags, got, tc.want)
+		}
+	}
+	if !requiresLive("@live && ~@wip") || requiresLive(DefaultTags) || requiresLive("@fake,@live") {
+		t.Error("requiresLive")
+	}
+}
+
+// `-t @live` without the live target refuses before any simulator starts, naming the target
+// problem: AIMACHINE_TARGET and the missing credentials.
+func TestLiveTagsWithoutLiveTargetRefuse(t *testing.T) {
+	for _, env := range []map[string]string{
+		{},
+		{"AIMACHINE_TARGET": TargetInProcess},
+	} {
+		tg, err := startTarget(context.Background(), func(k string) string { return env[k] }, "@live && ~@wip")
+		if err == nil {
+			tg.close()
+			t.Fatalf("%v: started a %s target for @live scenarios", env, tg.kind)
+		}
+		for _, want := range []string{"select @live scenarios", "refused", "AIMACHINE_TARGET=live", "missing environment: PROXMOX_VE_ENDPOINT"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%v: refusal %q lacks %q", env, err, want)
+			}
+		}
+		if !errors.Is(err, errLiveRefused) {
+			t.Errorf("not errLiveRefused: %v", err)
+		}
 	}
 }

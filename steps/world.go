@@ -65,6 +65,8 @@ type World struct {
 	faultKind  string
 	guestErr   error
 	guestMark  int // first event of the last guest phase
+
+	operatorState // features/operator_experience.feature
 }
 
 // runRecord is one deploy for the evidence record.

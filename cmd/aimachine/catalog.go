@@ -1,81 +1,60 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/aimachine/aimachine/catalog"
 )
 
-// defaultCatalog is the catalog every command reads unless --catalog says otherwise.
-const defaultCatalog = "infrastructure-catalog.yml"
-
-func init() {
-	register(command{
-		name:    "catalog",
-		summary: "check the infrastructure catalog (validate) or print its JSON Schema (schema)",
-		run:     runCatalog,
-	})
+func newCatalogCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "catalog <validate|schema>",
+		Short: "check the infrastructure catalog (validate) or print its JSON Schema (schema)",
+		Example: `  aimachine catalog validate
+  aimachine catalog validate --catalog my-catalog.yml
+  aimachine catalog schema > catalog.schema.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageErrorf("'aimachine catalog --help' lists them", "a subcommand is required: validate or schema")
+		},
+	}
+	var path string
+	validate := &cobra.Command{
+		Use:   "validate [flags]",
+		Short: "check every rule; one line per VM on stdout, warnings and errors on stderr",
+		Long: `Checks the catalog: prints one line per VM on stdout, warnings and errors on stderr, each as
+FILE:LINE:COL: field.path: message. Exit 0 when valid (warnings allowed), 1 when not.`,
+		Example: "  aimachine catalog validate\n  aimachine catalog validate --catalog my-catalog.yml",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exitOf(runCatalogValidate(path, a.stdout, a.stderr))
+		},
+	}
+	validate.Flags().StringVar(&path, "catalog", catalogDefault(), "the infrastructure catalog `FILE` ($"+envCatalog+" sets the default)")
+	_ = validate.MarkFlagFilename("catalog", "yml", "yaml")
+	schema := &cobra.Command{
+		Use:     "schema",
+		Short:   "print the catalog's JSON Schema (for editors)",
+		Example: "  aimachine catalog schema > catalog.schema.json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, _ = a.stdout.Write(catalog.SchemaJSON)
+			return nil
+		},
+	}
+	cmd.AddCommand(validate, schema)
+	return cmd
 }
 
-func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		catalogUsage(stderr)
-		return 2
-	}
-	switch args[0] {
-	case "validate":
-		return runCatalogValidate(ctx, args[1:], stdout, stderr)
-	case "schema":
-		if len(args) > 1 {
-			fmt.Fprintf(stderr, "aimachine catalog schema: takes no arguments, got %q\n", args[1:])
-			return 2
-		}
-		_, _ = stdout.Write(catalog.SchemaJSON)
-		return 0
-	case "help", "-h", "--help":
-		catalogUsage(stdout)
-		return 0
-	}
-	fmt.Fprintf(stderr, "aimachine catalog: unknown subcommand %q (hint: validate or schema)\n", args[0])
-	return 2
-}
-
-func catalogUsage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: aimachine catalog <subcommand>")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Subcommands:")
-	fmt.Fprintln(w, "  validate [--catalog FILE]  check every rule; one line per VM on stdout, problems on stderr")
-	fmt.Fprintln(w, "  schema                     print the catalog's JSON Schema (for editors)")
-}
-
-// runCatalogValidate exits 0 when the catalog is valid (warnings allowed), 1 when it is not,
-// 2 on a usage error.
-func runCatalogValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("aimachine catalog validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("catalog", defaultCatalog, "the infrastructure catalog `FILE`")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: aimachine catalog validate [--catalog FILE]")
-		fmt.Fprintln(fs.Output(), "Checks the catalog: prints one line per VM on stdout, warnings and errors on stderr.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "aimachine catalog validate: unexpected arguments %q (hint: --catalog FILE)\n", fs.Args())
-		return 2
-	}
-
-	c, err := catalog.Load(*path)
+// runCatalogValidate exits 0 when the catalog is valid (warnings allowed), 1 when it is not.
+func runCatalogValidate(path string, stdout, stderr io.Writer) int {
+	st := styleFor(stderr)
+	c, err := catalog.Load(path)
 	if err == nil {
 		err = c.Validate()
 		for _, w := range c.Warnings() {
@@ -88,16 +67,16 @@ func runCatalogValidate(_ context.Context, args []string, stdout, stderr io.Writ
 			for _, e := range verrs {
 				fmt.Fprintln(stderr, e)
 			}
-			fmt.Fprintf(stderr, "✗ %s: %d %s\n", *path, len(verrs), plural(len(verrs), "error", "errors"))
+			fmt.Fprintf(stderr, "%s %s: %d %s\n", st.failed(), path, len(verrs), plural(len(verrs), "error", "errors"))
 			return 1
 		}
-		fmt.Fprintf(stderr, "✗ %v (hint: pass --catalog FILE, or start from the sample %s)\n", err, defaultCatalog)
+		fmt.Fprintf(stderr, "%s %v (hint: pass --catalog FILE, or start from the sample %s)\n", st.failed(), err, defaultCatalog)
 		return 1
 	}
 	for i := range c.VMs {
 		fmt.Fprintln(stdout, summarizeVM(&c.VMs[i]))
 	}
-	fmt.Fprintf(stderr, "✓ %s: %d %s valid\n", *path, len(c.VMs), plural(len(c.VMs), "VM", "VMs"))
+	fmt.Fprintf(stderr, "%s %s: %d %s valid\n", st.ok(), path, len(c.VMs), plural(len(c.VMs), "VM", "VMs"))
 	return 0
 }
 

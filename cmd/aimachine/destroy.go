@@ -2,46 +2,54 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/aimachine/aimachine/provision"
 )
 
-func init() {
-	register(command{
-		name:    "destroy",
-		summary: "stop and delete a catalog VM this tool manages (needs --yes)",
-		run:     runDestroy,
-	})
+func newDestroyCmd(a *app) *cobra.Command {
+	var f infraFlags
+	var yes bool
+	var knownHosts, forceUnlock string
+	var lockWait time.Duration
+	cmd := &cobra.Command{
+		Use:   "destroy [VM] --yes [flags]",
+		Short: "stop and delete a catalog VM this tool manages (needs --yes)",
+		Long: `Stops and deletes the VM with its disks, only if it carries the 'aimachine' tag, and removes
+its pinned SSH host key from known_hosts. Proxmox access comes from PROXMOX_VE_*.`,
+		Example: `  aimachine destroy vm-llm-aimachine --yes
+  aimachine destroy --vm 140 --yes --known-hosts ~/.config/aimachine/known_hosts`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.resolve(args); err != nil {
+				return err
+			}
+			if !yes {
+				return usageErrorf(fmt.Sprintf("'aimachine plan %s' shows what exists; re-run with --yes to delete it", f.vm),
+					"deleting VM %q and its disks needs --yes", f.vm)
+			}
+			return exitOf(runDestroy(cmd.Context(), &f, knownHosts, provision.LeaseOptions{ForceUnlock: forceUnlock, LockWait: lockWait}, a.stdout, a.stderr))
+		},
+	}
+	f.addFlags(cmd)
+	cmd.Flags().BoolVar(&yes, "yes", false, "really delete the VM and its disks")
+	cmd.Flags().StringVar(&knownHosts, "known-hosts", defaultKnownHosts(), "pinned SSH host keys `FILE` (the VM's line is removed)")
+	cmd.Flags().DurationVar(&lockWait, "timeout", 0, "bound the wait for a PVE config lock (a create in progress) to `DURATION` (default 5m)")
+	cmd.Flags().StringVar(&forceUnlock, "force-unlock", "", "take over the run lease of the crashed run `RUN_ID` (named in the refusal)")
+	return cmd
 }
 
-func runDestroy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("aimachine destroy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var f infraFlags
-	f.register(fs)
-	yes := fs.Bool("yes", false, "really delete the VM and its disks")
-	knownHosts := fs.String("known-hosts", defaultKnownHosts(), "pinned SSH host keys `FILE` (the VM's line is removed)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: aimachine destroy --vm NAME --yes [--catalog FILE] [--known-hosts FILE] [--insecure] [-v]")
-		fmt.Fprintln(fs.Output(), "Stops and deletes the VM with its disks, only if it carries the 'aimachine' tag, and removes its pinned host key. Proxmox access comes from PROXMOX_VE_*.")
-		fs.PrintDefaults()
-	}
-	if code, ok := parseFlags(fs, args, &f, stderr); !ok {
-		return code
-	}
-	if !*yes {
-		fmt.Fprintf(stderr, "aimachine destroy: deleting VM %q and its disks needs --yes (hint: 'aimachine plan --vm %s' shows what exists; re-run with --yes to delete it)\n", f.vm, f.vm)
-		return 2
-	}
-	cat, c, _, err := connect(ctx, &f, stderr)
+func runDestroy(ctx context.Context, f *infraFlags, knownHosts string, lease provision.LeaseOptions, stdout, stderr io.Writer) int {
+	start := time.Now()
+	cat, c, _, err := connect(ctx, f, stderr)
 	if err != nil {
 		return fail(ctx, stderr, err)
 	}
-	rep := &renderer{w: stderr, verbose: f.verbose}
-	res, err := c.Destroy(ctx, cat, f.vm, provision.DestroyOptions{Reporter: rep, KnownHostsFile: *knownHosts})
+	rep := &renderer{w: stderr, verbose: f.verbose, style: styleFor(stderr)}
+	res, err := c.Destroy(ctx, cat, f.vm, provision.DestroyOptions{Reporter: rep, KnownHostsFile: knownHosts, Lease: lease})
 	if err != nil {
 		return rep.fail(ctx, err)
 	}
@@ -50,6 +58,6 @@ func runDestroy(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	} else {
 		fmt.Fprintf(stdout, "VM %d does not exist: nothing to delete\n", res.VMID)
 	}
-	fmt.Fprintln(stderr, summaryLine(res.Summary))
+	fmt.Fprintln(stderr, recap(res.Summary, start))
 	return 0
 }

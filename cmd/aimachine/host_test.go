@@ -28,7 +28,7 @@ func TestHostDeployHostKeyAndFailure(t *testing.T) {
 	t.Chdir(t.TempDir()) // the log bundle goes to ./reports
 	h := hostFlags{host: "root@" + addr, sshKey: keyFile, knownHosts: kh}
 	var out, errb bytes.Buffer
-	if code := runHostDeploy(context.Background(), cat, "vm-llm-aimachine", h, &out, &errb); code != 1 {
+	if code := runHostDeploy(context.Background(), cat, "vm-llm-aimachine", h, "reports", &out, &errb); code != 1 {
 		t.Fatalf("exit %d", code)
 	}
 	if !strings.Contains(errb.String(), "host key") || !strings.Contains(errb.String(), "--accept-new-host-key") {
@@ -40,7 +40,7 @@ func TestHostDeployHostKeyAndFailure(t *testing.T) {
 
 	h.acceptNew = true
 	errb.Reset()
-	code := runHostDeploy(context.Background(), cat, "vm-llm-aimachine", h, &out, &errb)
+	code := runHostDeploy(context.Background(), cat, "vm-llm-aimachine", h, "reports", &out, &errb)
 	pinned, _ := os.ReadFile(kh)
 	if !strings.Contains(string(pinned), "ssh-ed25519") {
 		t.Fatalf("key not pinned: %q", pinned)
@@ -80,6 +80,21 @@ func TestDeployHostFlagRunsOnlyTheGuestPhase(t *testing.T) {
 	t.Setenv("AIMACHINE_VLLM_API_KEY", "sk-host-test-1234")
 	cat, _ := filepath.Abs("../../infrastructure-catalog.yml")
 	t.Chdir(t.TempDir())
+
+	// --json first: events, then a failed result carrying the task's error, against the schemas.
+	var jout, jerr bytes.Buffer
+	if code := run(context.Background(), []string{"deploy", "vm-llm-aimachine", "--catalog", cat, "--json",
+		"--host", "ubuntu@192.168.0.140", "--accept-new-host-key", "--ssh-key", keyFile, "--known-hosts", kh,
+		"--jump", "root@" + jumpAddr}, &jout, &jerr); code != 1 {
+		t.Fatalf("deploy --host --json: exit %d\n%s", code, jerr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(jout.String()), "\n")
+	for _, l := range lines[:len(lines)-1] {
+		mustMatch(t, "deploy-event.schema.json", []byte(l))
+	}
+	if res := mustMatch(t, "deploy-result.schema.json", []byte(lines[len(lines)-1])); res["ok"] != false || res["guest_phase"] != true {
+		t.Fatalf("result %s", lines[len(lines)-1])
+	}
 
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"deploy", "--vm", "vm-llm-aimachine", "--catalog", cat,

@@ -4,17 +4,25 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
+	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/aimachine/aimachine/provision"
 )
 
-// command is one verb of the CLI. Each verb lives in its own file and registers itself in init.
+// command is a verb in the pre-cobra shape: it parses its own arguments and returns the exit
+// status. register adds it to the CLI as a cobra command that passes every argument through
+// (the native verbs are cobra commands, see newRoot).
 type command struct {
 	name    string
 	summary string
@@ -22,6 +30,7 @@ type command struct {
 	run func(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
+// commands are the verbs registered with register.
 var commands = map[string]command{}
 
 func register(c command) { commands[c.name] = c }
@@ -58,53 +67,203 @@ func interruptible(stderr io.Writer) (context.Context, func()) {
 	}
 }
 
-// run is main without the process: testable.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return 2
-	}
-	switch args[0] {
-	case "help", "-h", "--help":
-		usage(stdout)
-		return 0
-	}
-	c, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "aimachine: unknown command %q (hint: run 'aimachine help' for the list)\n", args[0])
-		return 2
-	}
-	return c.run(ctx, args[1:], stdout, stderr)
+// exitCode ends a command with that status; the command has printed what it had to say.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// usageError is a command line the command cannot run: exit 2, one line with a hint.
+type usageError struct {
+	msg, hint string
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "aimachine — stand up a GPU-passthrough LLM server on Proxmox VE from the infrastructure catalog")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Usage: aimachine <command> [flags]")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Commands:")
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(hint, format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...), hint: hint}
+}
+
+// app is what every command of one run shares.
+type app struct {
+	ctx            context.Context
+	stdout, stderr io.Writer
+}
+
+// run is main without the process: testable. Exit 0 on success, 1 on a failure, 2 on a usage
+// error (and what a command documents otherwise, e.g. plan --detailed-exitcode).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a := &app{ctx: ctx, stdout: stdout, stderr: stderr}
+	root := newRoot(a)
+	if len(args) == 0 {
+		root.SetOut(stderr)
+		_ = root.Usage()
+		return 2
+	}
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
+	}
+	var ec exitCode
+	if errors.As(err, &ec) {
+		return int(ec)
+	}
+	if cmd == nil {
+		cmd = root
+	}
+	fmt.Fprintln(stderr, usageLine(root, cmd, args, err))
+	return 2
+}
+
+// usageLine is the one line of a usage error: what is wrong, and where to look.
+func usageLine(root, cmd *cobra.Command, args []string, err error) string {
+	path := cmd.CommandPath()
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	hint := "'" + path + " --help' shows the usage"
+	var ue *usageError
+	if errors.As(err, &ue) && ue.hint != "" {
+		hint = ue.hint
+	}
+	if cmd == root && strings.HasPrefix(msg, "unknown command ") {
+		msg = fmt.Sprintf("unknown command %q", args[0])
+		if s := root.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+		}
+		hint = "run 'aimachine help' for the list"
+	}
+	// -vm where --vm is meant: GNU long flags take two dashes.
+	for _, a := range args {
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' && strings.Contains(msg, "unknown shorthand flag") {
+			name, _, _ := strings.Cut(a[1:], "=")
+			if cmd.Flags().Lookup(name) != nil {
+				hint = "long flags take two dashes: --" + a[1:]
+			}
+		}
+	}
+	return fmt.Sprintf("%s: %s (hint: %s)", path, msg, hint)
+}
+
+const rootLong = `aimachine — stand up a GPU-passthrough LLM server on Proxmox VE from the infrastructure catalog.
+
+Plan, deploy, verify and destroy the catalog's VMs. Progress goes to stderr as ✓ / ✗ lines,
+results to stdout; --json on plan, deploy and verify prints machine-readable output instead
+(docs/json.md).`
+
+const rootExample = `  aimachine catalog validate
+  aimachine plan vm-llm-aimachine
+  aimachine deploy vm-llm-aimachine
+  aimachine verify vm-llm-aimachine --json
+  aimachine destroy vm-llm-aimachine --yes
+  source <(aimachine completion bash)`
+
+// newRoot builds the command tree for one run (flags hold per-run values).
+func newRoot(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "aimachine",
+		Short:         "stand up a GPU-passthrough LLM server on Proxmox VE from the infrastructure catalog",
+		Long:          rootLong,
+		Example:       rootExample,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// "deplyo" → did you mean deploy?
+		SuggestionsMinimumDistance: 2,
+		// A bare `aimachine` is handled by run; an unknown verb is an error, not the help.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.Version = readVersion(debug.ReadBuildInfo).String() // --version, as `aimachine version`
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
+	root.SetUsageTemplate(root.UsageTemplate() + envHelp())
+	native := []*cobra.Command{
+		newPlanCmd(a), newDeployCmd(a), newVerifyCmd(a), newDestroyCmd(a), newCatalogCmd(a), newVersionCmd(a),
+	}
+	taken := map[string]bool{"help": true, "completion": true}
+	for _, c := range native {
+		taken[c.Name()] = true
+		root.AddCommand(c)
+	}
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-18s %s\n", n, commands[n].summary)
+		if !taken[n] {
+			root.AddCommand(legacyCommand(a, commands[n]))
+		}
 	}
-	fmt.Fprintf(w, "  %-18s %s\n", "help", "show this list")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Environment:")
+	return root
+}
+
+// legacyCommand wraps a registered verb: every argument goes to its own parser, and its -h is
+// its help (also for `aimachine help VERB`).
+func legacyCommand(a *app, c command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:                c.name + " [flags]",
+		Short:              c.summary,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := c.run(cmd.Context(), args, a.stdout, a.stderr); code != 0 {
+				return exitCode(code)
+			}
+			return nil
+		},
+	}
+	cmd.SetHelpFunc(func(*cobra.Command, []string) { c.run(a.ctx, []string{"-h"}, a.stdout, a.stderr) })
+	return cmd
+}
+
+// envHelp is the environment section of the root usage.
+func envHelp() string {
+	var b strings.Builder
+	b.WriteString(`{{if not .HasParent}}
+Environment:
+`)
 	for _, e := range [][2]string{
 		{provision.EnvEndpoint, "the Proxmox VE API, https://HOST:8006/ (plan, deploy, destroy)"},
 		{provision.EnvAPIToken, "API token USER@REALM!ID=SECRET, or"},
 		{provision.EnvUsername + ", " + provision.EnvPassword, "a ticket login (root@pam is needed for a raw hostpci)"},
 		{provision.EnvFingerprint + ", " + provision.EnvCAFile, "pin the API's certificate (SHA-256) or its CA; " + provision.EnvInsecure + "=true skips TLS checks"},
-		{provision.EnvSimulator, "1: talk to loopback addresses only (the simulator)"},
+		{provision.EnvSimulator, "1: talk to loopback addresses only (the simulator; make sim prints the lines to paste)"},
 		{envSSHKey + ", " + envKnownHosts + ", " + envJumpHost, "defaults of --ssh-key, --known-hosts and --jump"},
+		{envCatalog, "default of --catalog (the simulator's catalog after make sim)"},
+		{envReports, "default of --reports, where deploy writes its log bundle and evidence.json"},
+		{"NO_COLOR", "set: no colour on a terminal"},
 		{"services.vllm.api_key_env", "the catalog names the variable that holds vLLM's API key (never printed)"},
 	} {
-		fmt.Fprintf(w, "  %s\n      %s\n", e[0], e[1])
+		fmt.Fprintf(&b, "  %s\n      %s\n", e[0], e[1])
 	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'aimachine <command> -h' for a command's flags.")
+	b.WriteString("{{end}}")
+	return b.String()
+}
+
+// vmFlag is --vm NAME, also accepted as the first positional argument.
+type vmFlag struct{ vm string }
+
+func (v *vmFlag) register(fs *pflag.FlagSet) {
+	fs.StringVar(&v.vm, "vm", "", "the catalog VM `NAME` (or id); also accepted as the first argument")
+}
+
+// resolve takes the positional VM name (at most one) and requires a name.
+func (v *vmFlag) resolve(args []string) error {
+	switch {
+	case len(args) > 1:
+		return usageErrorf("", "unexpected arguments %q (one VM name at most)", args[1:])
+	case len(args) == 1 && v.vm != "" && v.vm != args[0]:
+		return usageErrorf("", "VM %q given twice: as an argument and as --vm %q", args[0], v.vm)
+	case len(args) == 1:
+		v.vm = args[0]
+	}
+	if v.vm == "" {
+		return usageErrorf("aimachine catalog validate lists the VMs", "--vm NAME is required")
+	}
+	return nil
 }

@@ -3,83 +3,197 @@ package main
 import (
 	"bytes"
 	"context"
-	"regexp"
+	"io"
+	"runtime/debug"
 	"strings"
 	"testing"
 
 	"github.com/aimachine/aimachine/provision"
 )
 
-func TestHelpListsRegisteredCommands(t *testing.T) {
+func runArgs(args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"help"}, &out, &errb); code != 0 {
-		t.Fatalf("help exit %d, stderr %q", code, errb.String())
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// nativeVerbs are the verbs built into the command tree (registered ones come on top).
+var nativeVerbs = []string{"plan", "deploy", "verify", "destroy", "catalog", "version", "completion", "help"}
+
+func TestHelpListsEveryCommand(t *testing.T) {
+	code, out, errOut := runArgs("help")
+	if code != 0 {
+		t.Fatalf("help exit %d, stderr %q", code, errOut)
 	}
-	for name := range commands {
-		if !strings.Contains(out.String(), "  "+name+" ") {
-			t.Errorf("help does not list %q:\n%s", name, out.String())
+	for _, name := range nativeVerbs {
+		if !strings.Contains(out, "  "+name+" ") {
+			t.Errorf("help does not list %q:\n%s", name, out)
 		}
 	}
-	if len(commands) == 0 {
-		t.Fatal("no commands registered")
+	for name := range commands {
+		if !strings.Contains(out, "  "+name+" ") {
+			t.Errorf("help does not list the registered verb %q:\n%s", name, out)
+		}
 	}
 }
 
-func TestUnknownCommandExits2WithHint(t *testing.T) {
-	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"frobnicate"}, &out, &errb); code != 2 {
+func TestUnknownCommandExits2WithOneLineAndHint(t *testing.T) {
+	code, _, errOut := runArgs("deplyo")
+	if code != 2 {
 		t.Fatalf("exit %d, want 2", code)
 	}
-	if !strings.Contains(errb.String(), `unknown command "frobnicate"`) || !strings.Contains(errb.String(), "aimachine help") {
-		t.Errorf("stderr %q lacks the error and hint", errb.String())
+	if !strings.Contains(errOut, `unknown command "deplyo"`) || !strings.Contains(errOut, "did you mean deploy?") || !strings.Contains(errOut, "aimachine help") {
+		t.Errorf("stderr %q lacks the error, the suggestion or the hint", errOut)
+	}
+	if n := strings.Count(strings.TrimSpace(errOut), "\n"); n != 0 {
+		t.Errorf("a usage error is one line, got %d:\n%s", n+1, errOut)
 	}
 }
 
-func TestNoArgsPrintsUsage(t *testing.T) {
-	var out, errb bytes.Buffer
-	if code := run(context.Background(), nil, &out, &errb); code != 2 {
-		t.Fatalf("exit %d, want 2", code)
-	}
-	if !strings.Contains(errb.String(), "Usage: aimachine") {
-		t.Errorf("stderr %q lacks usage", errb.String())
+func TestNoArgsPrintsUsageAndExits2(t *testing.T) {
+	code, out, errOut := runArgs()
+	if code != 2 || out != "" || !strings.Contains(errOut, "Usage:") || !strings.Contains(errOut, "aimachine [command]") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
 
 // help names the environment the commands read.
 func TestHelpNamesTheEnvironment(t *testing.T) {
-	var out, errb bytes.Buffer
-	run(context.Background(), []string{"help"}, &out, &errb)
+	_, out, _ := runArgs("help")
 	for _, env := range []string{provision.EnvEndpoint, provision.EnvAPIToken, provision.EnvUsername, provision.EnvPassword,
-		provision.EnvFingerprint, provision.EnvCAFile, provision.EnvInsecure, provision.EnvSimulator, envSSHKey, envKnownHosts, envJumpHost, "api_key_env"} {
-		if !strings.Contains(out.String(), env) {
-			t.Errorf("help does not name %s:\n%s", env, out.String())
+		provision.EnvFingerprint, provision.EnvCAFile, provision.EnvInsecure, provision.EnvSimulator, envSSHKey, envKnownHosts, envJumpHost, envReports, "NO_COLOR", "api_key_env"} {
+		if !strings.Contains(out, env) {
+			t.Errorf("help does not name %s:\n%s", env, out)
 		}
 	}
 }
 
-// Every flag a command defines appears in its -h usage line, and -h exits 0 with the usage on
-// stderr (nothing on stdout).
-func TestEachCommandsUsageLineNamesItsFlags(t *testing.T) {
-	flagRE := regexp.MustCompile(`(?m)^  -([a-z-]+)`)
-	for name := range commands {
-		if name == "catalog" { // subcommands, each with its own flags
-			continue
+// `help CMD` and `CMD --help` print the same page, with examples and every flag, on stdout,
+// exit 0.
+func TestHelpOfEachCommandHasExamplesAndFlags(t *testing.T) {
+	for _, tc := range []struct {
+		cmd   []string
+		flags []string
+	}{
+		{[]string{"deploy"}, []string{"--vm", "--catalog", "--keep-on-failure", "--infra-only", "--replace-host-key", "--host", "--accept-new-host-key", "--ssh-key", "--known-hosts", "--jump", "--json", "--reports", "-v, --verbose", "--insecure"}},
+		{[]string{"plan"}, []string{"--vm", "--catalog", "--detailed-exitcode", "--json", "--infra-only", "--known-hosts"}},
+		{[]string{"verify"}, []string{"--vm", "--catalog", "--host", "--json", "--ssh-key"}},
+		{[]string{"destroy"}, []string{"--vm", "--yes", "--known-hosts"}},
+		{[]string{"catalog", "validate"}, []string{"--catalog"}},
+		{[]string{"version"}, []string{"--json"}},
+	} {
+		code, viaHelp, _ := runArgs(append([]string{"help"}, tc.cmd...)...)
+		code2, viaFlag, _ := runArgs(append(tc.cmd, "--help")...)
+		if code != 0 || code2 != 0 || viaHelp != viaFlag {
+			t.Errorf("%v: help exit %d, --help exit %d; same page: %v", tc.cmd, code, code2, viaHelp == viaFlag)
 		}
-		var out, errb bytes.Buffer
-		if code := run(context.Background(), []string{name, "-h"}, &out, &errb); code != 0 || out.Len() != 0 {
-			t.Errorf("%s -h: exit %d, stdout %q", name, code, out.String())
-			continue
+		if !strings.Contains(viaHelp, "Examples:") || !strings.Contains(viaHelp, "  aimachine "+tc.cmd[0]) {
+			t.Errorf("%v: no examples:\n%s", tc.cmd, viaHelp)
 		}
-		usage, defaults, _ := strings.Cut(errb.String(), "\n  -")
-		defaults = "  -" + defaults
-		flags := flagRE.FindAllStringSubmatch(defaults, -1)
-		if len(flags) == 0 {
-			t.Errorf("%s -h lists no flags:\n%s", name, errb.String())
-		}
-		for _, f := range flags {
-			if !strings.Contains(usage, "--"+f[1]+" ") && !strings.Contains(usage, "--"+f[1]+"]") && !strings.Contains(usage, "["+"-"+f[1]+"]") {
-				t.Errorf("%s: the usage line does not mention --%s:\n%s", name, f[1], usage)
+		for _, f := range tc.flags {
+			if !strings.Contains(viaHelp, f) {
+				t.Errorf("%v: help lacks %s:\n%s", tc.cmd, f, viaHelp)
 			}
 		}
+	}
+}
+
+// A usage error is one line naming the command, the problem and a hint, exit 2 — never the
+// whole flag list.
+func TestUsageErrorsAreOneLineWithAHint(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"deploy", "--frobnicate"}, "aimachine deploy: unknown flag: --frobnicate (hint: 'aimachine deploy --help'"},
+		{[]string{"deploy"}, "aimachine deploy: --vm NAME is required"},
+		{[]string{"plan", "a", "b"}, `aimachine plan: unexpected arguments ["b"]`},
+		{[]string{"plan", "a", "--vm", "b"}, `aimachine plan: VM "a" given twice`},
+		{[]string{"verify", "-vm", "x"}, "aimachine verify: unknown shorthand flag: 'v' in -vm (hint: long flags take two dashes: --vm)"},
+		{[]string{"deploy", "-vm", "x"}, "aimachine deploy: unknown shorthand flag: 'm' in -m (hint: long flags take two dashes: --vm)"}, // -v is --verbose
+		{[]string{"version", "extra"}, `aimachine version: unknown command "extra"`},
+		{[]string{"catalog"}, "aimachine catalog: a subcommand is required: validate or schema"},
+	} {
+		code, out, errOut := runArgs(tc.args...)
+		if code != 2 || !strings.HasPrefix(errOut, tc.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "hint:") || out != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 and one line starting %q with a hint", tc.args, code, out, errOut, tc.want)
+		}
+	}
+}
+
+// The VM name is accepted as the first argument wherever --vm is.
+func TestPositionalVMNameWorksLikeVM(t *testing.T) {
+	for _, verb := range []string{"plan", "deploy", "destroy", "verify"} {
+		f := infraFlags{}
+		if err := f.resolve([]string{"vm-llm-aimachine"}); err != nil || f.vm != "vm-llm-aimachine" {
+			t.Fatalf("%s: resolve: %v %q", verb, err, f.vm)
+		}
+		// Same name both ways is fine; the catalog is missing, so the command gets past parsing.
+		args := []string{verb, "vm-llm-aimachine", "--vm", "vm-llm-aimachine", "--catalog", "no-such.yml"}
+		if verb == "destroy" {
+			args = append(args, "--yes")
+		}
+		code, _, errOut := runArgs(args...)
+		if code != 1 || !strings.Contains(errOut, "no-such.yml") {
+			t.Errorf("%s NAME: exit %d, stderr %q; want the catalog error (exit 1)", verb, code, errOut)
+		}
+	}
+}
+
+func TestVersionNamesModuleAndCommit(t *testing.T) {
+	v := readVersion(func() (*debug.BuildInfo, bool) {
+		return &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Path: "github.com/aimachine/aimachine", Version: "v0.3.0"},
+			Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "91680d2abc"}, {Key: "vcs.time", Value: "2026-12-05T20:00:00Z"}, {Key: "vcs.modified", Value: "true"}}}, true
+	})
+	want := "aimachine v0.3.0 (github.com/aimachine/aimachine), commit 91680d2abc of 2026-12-05T20:00:00Z with uncommitted changes, go1.26.0"
+	if v.String() != want {
+		t.Errorf("got  %q\nwant %q", v.String(), want)
+	}
+	// Under go test there is no VCS stamp: the line says so instead of inventing one.
+	code, out, _ := runArgs("version")
+	if code != 0 || !strings.HasPrefix(out, "aimachine ") || !strings.Contains(out, "commit") {
+		t.Errorf("version: exit %d, %q", code, out)
+	}
+	if code, out2, _ := runArgs("--version"); code != 0 || out2 != out {
+		t.Errorf("--version: exit %d, %q; want the version line %q", code, out2, out)
+	}
+}
+
+// Completion scripts for bash, zsh and fish come from cobra and name the binary.
+func TestCompletionScripts(t *testing.T) {
+	for shell, marker := range map[string]string{"bash": "__start_aimachine", "zsh": "#compdef aimachine", "fish": "complete -c aimachine"} {
+		code, out, errOut := runArgs("completion", shell)
+		if code != 0 || !strings.Contains(out, marker) {
+			t.Errorf("completion %s: exit %d, stderr %q, no %q in the script", shell, code, errOut, marker)
+		}
+	}
+	// The hidden completion entry point completes VM names from the catalog.
+	code, out, _ := runArgs("__complete", "plan", "--catalog", "../../infrastructure-catalog.yml", "vm-")
+	if code != 0 || !strings.Contains(out, "vm-llm-aimachine") {
+		t.Errorf("__complete plan: exit %d\n%s", code, out)
+	}
+}
+
+// A verb registered in the pre-cobra shape gets its arguments untouched and its exit status
+// through; `help VERB` and `VERB --help` reach its own usage.
+func TestRegisteredVerbsRunThroughTheAdapter(t *testing.T) {
+	var got []string
+	register(command{name: "zz-legacy", summary: "a verb in the old shape", run: func(_ context.Context, args []string, stdout, _ io.Writer) int {
+		got = args
+		if len(args) > 0 && args[0] == "-h" {
+			io.WriteString(stdout, "Usage: aimachine zz-legacy\n")
+			return 0
+		}
+		return 3
+	}})
+	t.Cleanup(func() { delete(commands, "zz-legacy") })
+	if code, _, _ := runArgs("zz-legacy", "-vm", "x", "--json", "pos"); code != 3 || strings.Join(got, " ") != "-vm x --json pos" {
+		t.Fatalf("exit %d, args %q", code, got)
+	}
+	if code, out, _ := runArgs("help", "zz-legacy"); code != 0 || !strings.Contains(out, "Usage: aimachine zz-legacy") {
+		t.Fatalf("help zz-legacy: exit %d %q", code, out)
+	}
+	if code, out, _ := runArgs("help"); code != 0 || !strings.Contains(out, "zz-legacy") {
+		t.Fatalf("help does not list the registered verb:\n%s", out)
 	}
 }

@@ -3,76 +3,84 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/aimachine/aimachine/catalog"
 	"github.com/aimachine/aimachine/provision"
 )
 
-func init() {
-	register(command{
-		name:    "verify",
-		summary: "prove a deployed VM's GPU, CUDA, vLLM and Ollama (read-only)",
-		run:     runVerify,
-	})
+func newVerifyCmd(a *app) *cobra.Command {
+	var f infraFlags
+	var h hostFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify [VM] [flags]",
+		Short: "prove a deployed VM's GPU, CUDA, vLLM and Ollama (read-only)",
+		Long: `Read-only proof over SSH: lspci, nvidia-smi (model, memory, driver), open kernel module, dmesg,
+nvcc, a CUDA sample, vLLM /health and /v1/models, Ollama. Exit 0 only when every check passes.
+--json prints the report as one JSON object on stdout (docs/json.md).`,
+		Example: `  aimachine verify vm-llm-aimachine
+  aimachine verify vm-llm-aimachine --json | jq '.checks[] | select(.pass | not)'
+  aimachine verify --vm vm-llm-aimachine --host ubuntu@192.168.0.50`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.resolve(args); err != nil {
+				return err
+			}
+			return exitOf(runVerify(cmd.Context(), f, h, asJSON, a.stdout, a.stderr))
+		},
+	}
+	f.addCatalog(cmd)
+	fs := cmd.Flags()
+	h.addSSH(fs)
+	fs.StringVar(&h.host, "host", "", "verify this machine `USER@ADDR[:PORT]` instead of the catalog VM's address")
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON on stdout (docs/json.md)")
+	return cmd
 }
 
-func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("aimachine verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	vm := fs.String("vm", "", "the catalog VM `NAME` (or id)")
-	catPath := fs.String("catalog", defaultCatalog, "the infrastructure catalog `FILE`")
-	var h hostFlags
-	h.registerSSH(fs)
-	fs.StringVar(&h.host, "host", "", "verify this machine `USER@ADDR[:PORT]` instead of the catalog VM's address")
-	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: aimachine verify --vm NAME [--catalog FILE] [--host USER@ADDR[:PORT]] [--ssh-key FILE] [--known-hosts FILE] [--jump USER@HOST:PORT] [--json]")
-		fmt.Fprintln(fs.Output(), "Read-only proof over SSH: lspci, nvidia-smi (model, memory, driver), open kernel module, dmesg, nvcc, a CUDA sample, vLLM /health and /v1/models, Ollama. Exit 0 only when every check passes.")
-		fs.PrintDefaults()
+func runVerify(ctx context.Context, f infraFlags, h hostFlags, asJSON bool, stdout, stderr io.Writer) int {
+	cat, err := catalog.LoadValid(f.catalog)
+	if err != nil {
+		if asJSON {
+			writeJSON(stdout, verifyJSON(f.vm, provision.VerifyReport{}, err))
+		}
+		return fail(ctx, stderr, err)
 	}
-	if code, ok := parseArgs(fs, args); !ok {
-		return code
+	rep, err := provision.Verify(ctx, cat, f.vm, h.options())
+	if asJSON {
+		writeJSON(stdout, verifyJSON(f.vm, rep, err))
 	}
-	if fs.NArg() > 0 || *vm == "" {
-		fmt.Fprintln(stderr, "aimachine verify: --vm NAME is required (hint: aimachine catalog validate lists the VMs)")
-		return 2
-	}
-	cat, err := catalog.LoadValid(*catPath)
 	if err != nil {
 		return fail(ctx, stderr, err)
 	}
-	rep, err := provision.Verify(ctx, cat, *vm, h.options())
-	if err != nil {
-		return fail(ctx, stderr, err)
+	if !asJSON {
+		printVerify(stdout, rep, styleFor(stdout))
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(struct {
-			provision.VerifyReport
-			OK bool
-		}{rep, rep.OK()})
-	} else {
-		printVerify(stdout, rep)
-	}
+	st := styleFor(stderr)
 	if !rep.OK() {
-		fmt.Fprintf(stderr, "✗ %d of %d checks failed on %s\n", len(rep.Failed()), len(rep.Checks), rep.VM)
+		fmt.Fprintf(stderr, "%s %d of %d checks failed on %s\n", st.failed(), len(rep.Failed()), len(rep.Checks), rep.VM)
 		return 1
 	}
-	fmt.Fprintf(stderr, "✓ all %d checks passed on %s\n", len(rep.Checks), rep.VM)
+	fmt.Fprintf(stderr, "%s all %d checks passed on %s\n", st.ok(), len(rep.Checks), rep.VM)
 	return 0
 }
 
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
 // printVerify prints one line per check with its evidence indented below.
-func printVerify(w io.Writer, rep provision.VerifyReport) {
+func printVerify(w io.Writer, rep provision.VerifyReport, st style) {
 	for _, c := range rep.Checks {
-		mark := "✓"
+		mark := st.ok()
 		if !c.Pass {
-			mark = "✗"
+			mark = st.failed()
 		}
 		fmt.Fprintf(w, "%s %s\n", mark, c.Name)
 		for _, l := range strings.Split(c.Evidence, "\n") {

@@ -22,6 +22,7 @@ import (
 	dnetwork "github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
 	"github.com/testcontainers/testcontainers-go/wait"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -63,6 +64,31 @@ type Options struct {
 	Labels map[string]string
 	// Log, when set, receives the container's log (pvesim's stderr and stdout).
 	Log io.Writer
+	// Verbose keeps testcontainers' own banner and progress lines ("🐳 Creating container …")
+	// on stderr; without it they are dropped (go test -v and the tools' -v set it).
+	Verbose bool
+}
+
+// verboseRun reports a run that asked for detail: go test -v (-test.v=true), or
+// AIMACHINE_VERBOSE=1.
+func verboseRun() bool {
+	if os.Getenv("AIMACHINE_VERBOSE") == "1" {
+		return true
+	}
+	for _, a := range os.Args[1:] {
+		if a == "-test.v" || a == "-test.v=true" || a == "-test.v=test2json" {
+			return true
+		}
+	}
+	return false
+}
+
+// quietTestcontainers drops testcontainers' default logger unless verbose. It is process-wide
+// and set before testcontainers first logs.
+func quietTestcontainers(verbose bool) {
+	if !verbose && !verboseRun() {
+		tclog.SetDefault(tclog.NewNoopLogger())
+	}
 }
 
 // Sim is a running simulator container. The embedded Endpoint's addresses are the ports
@@ -80,6 +106,7 @@ var _ sim.Target = (*Sim)(nil)
 // "pvesim: ready". On error the container, if any, is already terminated.
 func Start(ctx context.Context, o Options) (*Sim, error) {
 	setTestcontainersEnv()
+	quietTestcontainers(o.Verbose)
 	if err := DockerAvailable(ctx); err != nil {
 		return nil, err
 	}
@@ -298,6 +325,7 @@ func setTestcontainersEnv() {
 // DockerAvailable reports whether a Docker engine answers (nil when it does).
 func DockerAvailable(ctx context.Context) error {
 	setTestcontainersEnv()
+	quietTestcontainers(false)
 	p, err := testcontainers.NewDockerProvider()
 	if err != nil {
 		return fmt.Errorf("docker is not available: %w (hint: start the Docker daemon or set DOCKER_HOST)", err)

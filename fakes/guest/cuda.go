@@ -80,8 +80,8 @@ func progNvcc(p *proc) int {
 		p.errorf("sh: 1: cc: not found\nnvcc fatal   : Failed to preprocess host compiler properties.\n")
 		return 1
 	}
-	if (arch == "sm_120" || arch == "compute_120" || arch == "native") && ver == "12.0" {
-		p.errorf("nvcc fatal   : Unsupported gpu architecture 'compute_120'\n")
+	if cc := p.g.nvccTarget(arch); cc != "" && !nvccSupports(ver, cc) {
+		p.errorf("nvcc fatal   : Unsupported gpu architecture 'compute_%s'\n", cc)
 		return 1
 	}
 	var prints []string
@@ -101,6 +101,50 @@ func progNvcc(p *proc) int {
 	}
 	chmodGuest(p.g.fs, p.abs(out), 0o755)
 	return 0
+}
+
+// nvccTarget is the compute capability (without the dot, "120") an -arch value asks for; "native"
+// is the passed-through GPU's (nvgpu table). "" when there is nothing to check.
+func (g *Guest) nvccTarget(arch string) string {
+	if arch == "native" {
+		if gpu := g.sys.nvidiaGPU(); gpu != nil {
+			return strings.ReplaceAll(gpu.computeCap(), ".", "")
+		}
+		return ""
+	}
+	for _, p := range []string{"sm_", "compute_"} {
+		if strings.HasPrefix(arch, p) {
+			return strings.TrimRight(strings.TrimPrefix(arch, p), "af")
+		}
+	}
+	return ""
+}
+
+// nvccSupports: CUDA 12.8 is the first toolkit for Blackwell (sm_100/sm_120; guest.md §1, §6);
+// CUDA 13.0 removed offline compilation for Maxwell, Pascal and Volta (below sm_75; CUDA 13.0
+// release notes).
+func nvccSupports(ver, cc string) bool {
+	n, err := strconv.Atoi(cc)
+	if err != nil {
+		return true
+	}
+	switch {
+	case n >= 100 && versionLess(ver, "12.8"):
+		return false
+	case n < 75 && !versionLess(ver, "13.0"):
+		return false
+	}
+	return true
+}
+
+// torchSupports: whether a torch wheel built for CUDA flavour cu ("cu124", "cu130") has kernels for
+// compute capability cc ("8.9").
+func torchSupports(cu, cc string) bool {
+	v := strings.TrimPrefix(cu, "cu")
+	if len(v) < 3 || cc == "" {
+		return true
+	}
+	return nvccSupports(v[:2]+"."+v[2:], strings.ReplaceAll(cc, ".", ""))
 }
 
 // progCudaApp runs a binary built by nvcc: with a working GPU it prints the program's success

@@ -11,10 +11,19 @@
 //	conn, err := f.DialGuest(ctx, "192.168.0.140:22")     // in memory; never a network dial
 //	mux.Handle("/_sim/guest/", f.ControlHandler())        // faults, stats, guests (see ControlHandler)
 //
+// No card is special: every fact about the passed-through GPU (nvidia-smi name, memory, compute
+// capability, power limit; lspci names from noble's pci.ids and the PCI class; the driver
+// branches and module flavours ubuntu-drivers offers; whether the proprietary module refuses it
+// (Blackwell) or the open one cannot drive it (no GSP: Pascal); what nvcc can target) comes from
+// the fakes/nvgpu device table, keyed by the PCI device id of the topology. The `model` line of
+// `ubuntu-drivers devices` appears only for ids noble's pci.ids knows (not 10de:2d04). A device id
+// the table does not know gets no driver candidates and no compute capability.
+//
 // Layout: factory.go (Factory, options, DialGuest), guest.go (lifecycle, boot), sshd.go, memconn.go,
 // shell.go (interpreter glue, sudo, sh), fs.go (virtual FS, users), image.go (the cloud image),
 // system.go (kernel/journal/listeners state), apt.go, nvidia.go, cuda.go, python.go, vllm.go, ollama.go,
-// systemd.go, cloudinit.go, net.go (curl, wget, the few downloads), coreutils.go, textutils.go
+// systemd.go, unitsyntax.go (how systemd 255 reads unit files, command lines, specifiers, Environment=
+// and EnvironmentFile=), cloudinit.go, net.go (curl, wget, the few downloads), coreutils.go, textutils.go
 // (sed, awk), agent.go, faults.go, control.go.
 //
 // Time: every simulated duration (boot 20 s, cloud-init, unattended-upgrades holding the dpkg lock
@@ -30,8 +39,7 @@
 // `dpkg --configure -a`, configures it again; `ubuntu-drivers install` treats it as installed.
 //
 // Not modelled (guest.md sections in brackets): the 610 branch and its KMD/CUDA UMD header and
-// `-q` keys [§0, §3.1]; the `model` line of `ubuntu-drivers devices` (noble's hwdb predates 10de:2d04)
-// and an `-open` package carrying the `recommended` mark (the closed build of the newest branch
+// `-q` keys [§0, §3.1]; an `-open` package carrying the `recommended` mark (the closed build of the newest branch
 // always gets it) [§2.2]; lspci with an updated pci.ids (marketing names) [§5]; a lost GPU
 // (`Unable to determine the device handle…`, exit 15/255), Xid, BAR, nouveau-ownership and FLR
 // reset failures in dmesg [§3.4, §4.2, §10.1]; the HWE kernel flavour (-generic-hwe-24.04) [§2.3];

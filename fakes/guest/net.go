@@ -104,7 +104,22 @@ func progCurl(p *proc) int {
 		case a == "-X" || a == "--request":
 			method = next()
 		case a == "-H" || a == "--header":
-			headers = append(headers, next())
+			h := next()
+			if !strings.HasPrefix(h, "@") {
+				headers = append(headers, h)
+				continue
+			}
+			// curl(1) --header @FILE: "adds a header for each line in the input file" (@- is
+			// stdin); tool_getparam.c splits the file with strtok(…, "\r\n"), so empty lines vanish.
+			var b []byte
+			var rerr error
+			if h == "@-" {
+				b, _ = io.ReadAll(p.stdin)
+			} else if b, rerr = p.readFile(h[1:]); rerr != nil {
+				p.errorf("curl: Failed to open %s\ncurl: option -H: error encountered when reading a file\n", h[1:])
+				return 26
+			}
+			headers = append(headers, strings.FieldsFunc(string(b), func(r rune) bool { return r == '\r' || r == '\n' })...)
 		case a == "-d" || a == "--data" || a == "--data-raw" || a == "--data-binary" || a == "--json":
 			data = next()
 			if method == "" {

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/aimachine/aimachine/fakes/nvgpu"
 )
 
 func init() {
@@ -112,7 +115,22 @@ func (s *system) loadNvidia(boot bool) string {
 	}
 	s.kmsg("nvidia-nvlink: Nvlink Core is being initialized, major device number 236",
 		fmt.Sprintf("nvidia 0000:%s: vgaarb: VGA decodes changed: olddecodes=io+mem,decodes=none:owns=none", gpu.guestAddr))
-	if !mod.open && blackwell[gpu.device] {
+	if mod.open && gpu.openUnsupported() {
+		// open nvidia.ko needs the GPU System Processor (Turing and later); it refuses the GPU
+		// and modprobe fails (nvgpu [open]; real kernel log lines)
+		s.kmsg(fmt.Sprintf("NVRM: The NVIDIA GPU 0000:%s (PCI ID: 10de:%s)", gpu.guestAddr, gpu.device),
+			"NVRM: installed in this system is not supported by open",
+			"NVRM: nvidia.ko because it does not include the required GPU",
+			"NVRM: System Processor (GSP).",
+			"NVRM: Please see the 'Open Linux Kernel Modules' and 'GSP",
+			"NVRM: Firmware' sections in the driver README, available on",
+			"NVRM: the Linux graphics driver download page at",
+			"NVRM: www.nvidia.com.",
+			fmt.Sprintf("nvidia 0000:%s: probe with driver nvidia failed with error -1", gpu.guestAddr),
+			"NVRM: None of the NVIDIA devices were initialized.")
+		return "modprobe: ERROR: could not insert 'nvidia': No such device"
+	}
+	if !mod.open && gpu.openRequired() {
 		s.kmsgOpenModuleRequired(gpu)
 	}
 	s.kmsg(fmt.Sprintf("NVRM: loading %s  %s  Release Build  (dvs-builder@U22-I3-AF03-09-1)  Wed Jul 29 00:52:31 UTC 2026", kind, mod.version))
@@ -177,7 +195,7 @@ func (s *system) gpuUsable() (ok bool, reason string) {
 		return false, "no CUDA-capable device is detected"
 	}
 	gpu := s.nvidiaGPU()
-	if gpu == nil || (!mod.open && blackwell[gpu.device]) {
+	if gpu == nil || (!mod.open && gpu.openRequired()) {
 		return false, "no CUDA-capable device is detected"
 	}
 	if uv := s.userspaceVersion(); uv == "" {
@@ -390,6 +408,12 @@ func (s *system) driverCandidates() []udCandidate {
 	var out []udCandidate
 	for _, b := range []string{"595", "580"} {
 		for _, fl := range []string{"-server-open", "-open", "-server", ""} {
+			// a package is a candidate only if its Modaliases carry the GPU (nvgpu Supports:
+			// Pascal only up to 580 and never -open; an unknown device id matches nothing)
+			bn, _ := strconv.Atoi(b)
+			if gpu.card == nil || !gpu.card.Supports(bn, strings.HasSuffix(fl, "open")) {
+				continue
+			}
 			name := "nvidia-driver-" + b + fl
 			if s.available(name) == nil {
 				continue
@@ -448,12 +472,15 @@ func progUbuntuDrivers(p *proc) int {
 			return 0
 		}
 		p.printf("== /sys/devices/pci0000:00/0000:00:1c.0/0000:%s ==\n", gpu.guestAddr)
-		sv, sd := gpu.subVendor, gpu.subDevice
-		if sv == "" {
-			sv, sd = "1043", "8a11"
-		}
-		p.printf("modalias : pci:v000010DEd0000%ssv0000%ssd0000%sbc03sc00i00\n", strings.ToUpper(gpu.device), strings.ToUpper(sv), strings.ToUpper(sd))
+		sv, sd := gpu.subsystem()
+		p.printf("modalias : pci:v000010DEd0000%ssv0000%ssd0000%sbc%ssc%si%s\n", strings.ToUpper(gpu.device), strings.ToUpper(sv), strings.ToUpper(sd),
+			strings.ToUpper(gpu.class[0:2]), strings.ToUpper(gpu.class[2:4]), strings.ToUpper(gpu.class[4:6]))
 		p.printf("vendor   : NVIDIA Corporation\n")
+		// `model` comes from udev's hwdb (ID_MODEL_FROM_DATABASE, generated from pci.ids): only
+		// for ids noble's pci.ids knows (guest.md §2.2; nvgpu NoblePCIName)
+		if gpu.card != nil && gpu.card.NoblePCIName != "" {
+			p.printf("model    : %s\n", gpu.card.NoblePCIName)
+		}
 		for _, c := range cands {
 			mark := ""
 			if c.pkg == rec {
@@ -787,7 +814,7 @@ func progNvidiaSmi(p *proc) int {
 		return 18
 	}
 	gpu := s.nvidiaGPU()
-	if gpu == nil || (!mod.open && blackwell[gpu.device]) {
+	if gpu == nil || (!mod.open && gpu.openRequired()) {
 		if gpu != nil {
 			s.kmsgOpenModuleRequired(gpu)
 		}
@@ -863,7 +890,7 @@ func progNvidiaSmi(p *proc) int {
 			case "pci.bus_id", "gpu_bus_id":
 				h, v = "pci.bus_id", busID(gpu.guestAddr)
 			case "compute_cap":
-				h, v = "compute_cap", "12.0"
+				h, v = "compute_cap", orDefault(gpu.computeCap(), "[N/A]")
 			case "uuid", "gpu_uuid":
 				h, v = "uuid", "GPU-b75c61a8-fba6-aa18-344a-8a8871ba6af9"
 			case "index":
@@ -878,9 +905,9 @@ func progNvidiaSmi(p *proc) int {
 					v = "0"
 				}
 			case "power.limit":
-				h, v = "power.limit [W]", "180.00 W"
+				h, v = "power.limit [W]", fmt.Sprintf("%d.00 W", gpu.powerW())
 				if nounits {
-					v = "180.00"
+					v = fmt.Sprintf("%d.00", gpu.powerW())
 				}
 			case "pci.device_id":
 				h, v = "pci.device_id", "0x"+strings.ToUpper(gpu.device)+"10DE"
@@ -911,10 +938,10 @@ func progNvidiaSmi(p *proc) int {
 	p.printf("|=========================================+========================+======================|\n")
 	left := fmt.Sprintf("%4d  %s", 0, gpu.model)
 	p.printf("|%s%s%s |%19s %3s |%21s |\n", left, strings.Repeat(" ", max(1, 40-len(left)-len(persist))), persist, busID(gpu.guestAddr), "Off", "N/A")
-	pwr := "13W /  180W"
+	pwr := fmt.Sprintf("13W / %4dW", gpu.powerW())
 	util := "0%"
 	if used > 0 {
-		pwr = "38W /  180W"
+		pwr = fmt.Sprintf("38W / %4dW", gpu.powerW())
 	}
 	l2 := " 30%   35C    P0"
 	if used > 0 {
@@ -958,8 +985,18 @@ func progLspci(p *proc) int {
 	}
 	for _, g := range s.gpus() {
 		cls, cn, name := "0300", "VGA compatible controller", "NVIDIA Corporation Device"
+		// names from noble's pci.ids (nvgpu NoblePCIName): newer cards print as "Device"
+		if c, ok := nvgpu.Lookup(g.device); ok && g.vendor == "10de" {
+			name = nvgpu.NobleLspciName(c.NoblePCIName)
+		}
+		if strings.HasPrefix(g.class, "0302") {
+			cls, cn = "0302", "3D controller" // data-centre boards (nvgpu Class)
+		}
 		if strings.HasPrefix(g.class, "0403") {
 			cls, cn = "0403", "Audio device"
+			if c, ok := nvgpu.LookupAudio(g.device); ok && g.vendor == "10de" {
+				name = nvgpu.NobleLspciName(c.NobleAudioPCIName)
+			}
 		}
 		if g.vendor != "10de" {
 			name = "Device"
@@ -984,10 +1021,10 @@ func progLspci(p *proc) int {
 			p.printf("%s %s: %s%s\n", d.addr, d.clsName, d.name, d.rev)
 		}
 		if kernel && d.vendor == "10de" {
-			sv, sd := "1043", "8a11"
+			var sv, sd string
 			for _, g := range s.gpus() {
-				if g.guestAddr == d.addr && g.subVendor != "" {
-					sv, sd = g.subVendor, g.subDevice
+				if g.guestAddr == d.addr {
+					sv, sd = g.subsystem()
 				}
 			}
 			vendors := map[string]string{"1043": "ASUSTeK Computer Inc.", "1458": "Gigabyte Technology Co., Ltd", "1462": "Micro-Star International Co., Ltd. [MSI]", "10de": "NVIDIA Corporation", "19da": "ZOTAC International (MCO) Ltd."}

@@ -233,8 +233,8 @@ func runOllama(ctx context.Context, s *system, sv *service, argv []string, env m
 	onGPU := ok && uvm && avx && gpu != nil
 	mem := g.bootInfo().MemoryMiB
 	if onGPU {
-		logf("time=%s level=INFO source=types.go:60 msg=\"inference compute\" id=GPU-b75c61a8-fba6-aa18-344a-8a8871ba6af9 filter_id=\"\" library=CUDA compute=12.0 name=CUDA0 description=\"%s\" libdirs=ollama,cuda_v13 driver=%s pci_id=0000:%s type=discrete total=\"%.1f GiB\" available=\"%.1f GiB\"",
-			ts(), gpu.model, cudaVersionFor(s.loadedNvidiaBranch()), gpu.guestAddr, float64(gpu.memMiB)/1024, float64(gpu.memMiB)/1024-0.5)
+		logf("time=%s level=INFO source=types.go:60 msg=\"inference compute\" id=GPU-b75c61a8-fba6-aa18-344a-8a8871ba6af9 filter_id=\"\" library=CUDA compute=%s name=CUDA0 description=\"%s\" libdirs=ollama,cuda_v13 driver=%s pci_id=0000:%s type=discrete total=\"%.1f GiB\" available=\"%.1f GiB\"",
+			ts(), gpu.computeCap(), gpu.model, cudaVersionFor(s.loadedNvidiaBranch()), gpu.guestAddr, float64(gpu.memMiB)/1024, float64(gpu.memMiB)/1024-0.5)
 	} else {
 		if gpu != nil && usable && avx && !uvm {
 			logf("time=%s level=WARN source=cuda_common.go:60 msg=\"cuda driver library init failure\" error=\"cuda driver library init failure: 999. see https://github.com/ollama/ollama/blob/main/docs/troubleshooting.md for more information\"", ts())

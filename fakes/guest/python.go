@@ -119,6 +119,14 @@ func pyCode(p *proc, exe, code string) int {
 				return 1
 			}
 			out = append(out, p.g.sys.nvidiaGPU().model)
+		case expr == "torch.cuda.get_device_capability(0)":
+			ok, reason := p.g.sys.cudaInit()
+			if !ok {
+				p.errorf("RuntimeError: %s\n", reason)
+				return 1
+			}
+			major, minor, _ := strings.Cut(p.g.sys.nvidiaGPU().computeCap(), ".")
+			out = append(out, "("+major+", "+minor+")")
 		case expr == "torch.version.cuda":
 			out = append(out, strings.Replace(strings.TrimPrefix(torchCUDA(pkgs["vllm"]), "cu"), "12", "12.", 1))
 		case expr == "sys.version":

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/aimachine/aimachine/fakes/nvgpu"
 )
 
 // system is the simulated OS state of one guest: dpkg database, apt lists, kernel modules,
@@ -228,6 +230,39 @@ type gpuDev struct {
 	memMiB    int
 	subVendor string
 	subDevice string
+	// card is the model's row of the device table (nil for a device the table does not know).
+	card *nvgpu.Device
+}
+
+// openRequired: the proprietary kernel module refuses this GPU (Blackwell, nvgpu table).
+func (d gpuDev) openRequired() bool { return d.card != nil && d.card.OpenRequired }
+
+// openUnsupported: the open kernel module cannot drive this GPU (no GSP: Pascal and older).
+func (d gpuDev) openUnsupported() bool { return d.card != nil && !d.card.OpenSupported }
+
+// computeCap is the compute capability nvidia-smi and CUDA report ("" when unknown).
+func (d gpuDev) computeCap() string {
+	if d.card == nil {
+		return ""
+	}
+	return d.card.ComputeCap
+}
+
+// subsystem is the board's subsystem vendor:device; a topology without one gets NVIDIA's own
+// (reference boards carry 10de:<device>).
+func (d gpuDev) subsystem() (string, string) {
+	if d.subVendor != "" {
+		return d.subVendor, d.subDevice
+	}
+	return "10de", d.device
+}
+
+// powerW is the default power limit in watts.
+func (d gpuDev) powerW() int {
+	if d.card == nil {
+		return 0
+	}
+	return d.card.PowerW
 }
 
 // gpus lists passed-through functions with guest bus addresses (q35+pcie=1 -> 01:00.x,
@@ -258,11 +293,20 @@ func (s *system) gpus() []gpuDev {
 		if cls == "" {
 			cls = "030000"
 		}
-		out = append(out, gpuDev{
+		for len(cls) < 6 {
+			cls += "0"
+		}
+		gd := gpuDev{
 			guestAddr: addr, vendor: strings.TrimPrefix(strings.ToLower(d.Vendor), "0x"),
 			device: strings.TrimPrefix(strings.ToLower(d.Device), "0x"), class: cls, model: d.Model, memMiB: d.MemoryMiB,
 			subVendor: strings.TrimPrefix(strings.ToLower(d.SubsystemVendor), "0x"), subDevice: strings.TrimPrefix(strings.ToLower(d.SubsystemDevice), "0x"),
-		})
+		}
+		if gd.vendor == "10de" {
+			if c, ok := nvgpu.Lookup(gd.device); ok {
+				gd.card = &c
+			}
+		}
+		out = append(out, gd)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].guestAddr < out[j].guestAddr })
 	return out
@@ -273,20 +317,21 @@ func (s *system) nvidiaGPU() *gpuDev {
 	for _, d := range s.gpus() {
 		if d.vendor == "10de" && strings.HasPrefix(d.class, "03") {
 			d := d
+			// the topology may leave name and memory out: the device table knows the model
+			if d.model == "" && d.card != nil {
+				d.model = d.card.Name
+			}
 			if d.model == "" {
 				d.model = "NVIDIA Graphics Device"
 			}
-			if d.memMiB == 0 {
-				d.memMiB = 16311
+			if d.memMiB == 0 && d.card != nil {
+				d.memMiB = d.card.MemoryMiB
 			}
 			return &d
 		}
 	}
 	return nil
 }
-
-// blackwell device ids (need the open kernel module).
-var blackwell = map[string]bool{"2d04": true, "2d05": true, "2b85": true, "2c02": true, "2c58": true, "2c31": true}
 
 // --- listening sockets -------------------------------------------------------------------------
 

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"mvdan.cc/sh/v3/shell"
 )
 
 // unit is a parsed service unit (file + drop-ins).
@@ -19,7 +17,9 @@ type unit struct {
 	name       string
 	path       string
 	dropIns    []string
-	execStart  string
+	exec       []string // ExecStart= argv, words unquoted and specifiers resolved (execLine)
+	execRaw    bool     // ExecStart=:… — no environment substitution
+	bad        string   // why the unit has a bad setting (systemd refuses to start it)
 	user       string
 	group      string
 	workingDir string
@@ -90,8 +90,8 @@ func (s *system) readUnit(name string) *unit {
 		content := s.g.fs.readString(f)
 		all.WriteString(f + "\n" + content)
 		section := ""
-		for _, raw := range strings.Split(strings.ReplaceAll(content, "\\\n", " "), "\n") {
-			line := strings.TrimSpace(raw)
+		for _, raw := range unitFileLines(content) {
+			line := strings.Trim(raw, " \t\n\r")
 			if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
 				continue
 			}
@@ -106,36 +106,66 @@ func (s *system) readUnit(name string) *unit {
 			if !ok {
 				continue
 			}
-			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+			k, v = strings.Trim(k, " \t\n\r"), strings.Trim(v, " \t\n\r")
+			// printf resolves specifiers in a plain setting; systemd ignores the setting when
+			// that fails (load-fragment.c config_parse_unit_string_printf and friends).
+			printf := func() (string, bool) {
+				r, err := s.specifiers(u, v)
+				if err != nil {
+					s.logUnit(u.name, "systemd[1]: %s: Failed to resolve unit specifiers in %s, ignoring: %v", f, v, err)
+					return "", false
+				}
+				return r, true
+			}
 			switch section + "." + k {
 			case "Unit.Description":
-				u.desc = v
+				if r, ok := printf(); ok {
+					u.desc = r
+				}
 			case "Unit.BindsTo":
 				u.bindsTo = v
 			case "Service.ExecStart":
-				u.execStart = v
+				if v == "" {
+					u.exec, u.execRaw, u.bad = nil, false, ""
+					continue
+				}
+				cmds, raw, err := s.execLine(u, v)
+				switch {
+				case err != nil:
+					s.logUnit(u.name, "systemd[1]: %s: %v", f, err)
+					u.bad = err.Error()
+				case len(cmds) > 1 || len(u.exec) > 0:
+					u.bad = "Service has more than one ExecStart= setting, which is only allowed for Type=oneshot services. Refusing."
+					s.logUnit(u.name, "systemd[1]: %s: %s", u.name, u.bad)
+				case len(cmds) == 1:
+					u.exec, u.execRaw = cmds[0], raw[0]
+				}
 			case "Service.User":
-				u.user = v
+				if r, ok := printf(); ok {
+					u.user = r
+				}
 			case "Service.Group":
-				u.group = v
+				if r, ok := printf(); ok {
+					u.group = r
+				}
 			case "Service.WorkingDirectory":
-				u.workingDir = v
+				if r, ok := printf(); ok {
+					u.workingDir = r
+				}
 			case "Service.Environment":
 				if v == "" {
 					u.env = nil
 					continue
 				}
-				fields, err := shell.Fields(v, func(string) string { return "" })
-				if err != nil {
-					fields = strings.Fields(v)
-				}
-				u.env = append(u.env, fields...)
+				u.env = append(u.env, s.environmentWords(u, v)...)
 			case "Service.EnvironmentFile":
 				if v == "" {
 					u.envFiles = nil
 					continue
 				}
-				u.envFiles = append(u.envFiles, v)
+				if r, ok := printf(); ok {
+					u.envFiles = append(u.envFiles, r)
+				}
 			case "Service.Restart":
 				u.restart = v
 			case "Service.RestartSec":
@@ -143,7 +173,9 @@ func (s *system) readUnit(name string) *unit {
 					u.restartSec = d
 				}
 			case "Socket.ListenStream":
-				u.listen = v
+				if r, ok := printf(); ok {
+					u.listen = r
+				}
 			case "Install.WantedBy":
 				u.wantedBy = append(u.wantedBy, strings.Fields(v)...)
 			}
@@ -297,7 +329,7 @@ func (s *system) startSocket(u *unit) {
 		if cur := s.service(svcName); cur == nil || cur.state != "active" {
 			s.startUnitByName(r.Context(), svcName, nil)
 		}
-		argv, _ := shell.Fields(su.execStart, func(string) string { return "" })
+		argv := su.exec
 		if len(argv) < 2 || path.Base(argv[0]) != "systemd-socket-proxyd" {
 			panic(http.ErrAbortHandler)
 		}
@@ -337,14 +369,18 @@ func (s *system) spawn(bctx context.Context, u *unit, restarts int) {
 		desc = u.name
 	}
 	s.logUnit(u.name, "systemd[1]: Started %s - %s.", u.name, desc)
-	argv, err := shell.Fields(u.execStart, func(string) string { return "" })
-	if err != nil || len(argv) == 0 {
+	if u.bad != "" || len(u.exec) == 0 {
+		s.logUnit(u.name, "systemd[1]: %s: Unit configuration has fatal error, unit will not be started.", u.name)
 		s.exited(sv, 1, "exit-code", "bad-setting")
 		return
 	}
-	argv[0] = strings.TrimLeft(argv[0], "-@+!")
-	sv.exe, sv.cmdline = argv[0], strings.Join(argv, " ")
+	// The environment: the manager's, then Environment=, then EnvironmentFile= ("Settings
+	// from these files override settings made with Environment=", systemd.exec(5)).
 	env := map[string]string{"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/snap/bin", "LANG": "C.UTF-8", "INVOCATION_ID": fmt.Sprintf("%032x", pid)}
+	for _, kv := range u.env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
 	for _, f := range u.envFiles {
 		optional := strings.HasPrefix(f, "-")
 		f = strings.TrimPrefix(f, "-")
@@ -357,21 +393,19 @@ func (s *system) spawn(bctx context.Context, u *unit, restarts int) {
 			s.exited(sv, 1, "resources", "resources")
 			return
 		}
-		for _, l := range strings.Split(string(data), "\n") {
-			l = strings.TrimSpace(l)
-			if l == "" || strings.HasPrefix(l, "#") {
-				continue
-			}
-			k, v, ok := strings.Cut(l, "=")
-			if ok {
-				env[strings.TrimSpace(strings.TrimPrefix(k, "export "))] = strings.Trim(strings.TrimSpace(v), `"'`)
-			}
+		kvs, dropped := parseEnvFile(string(data))
+		for _, k := range dropped {
+			s.logUnit(u.name, "systemd[1]: %s: Ignoring invalid environment assignment '%s': %s", u.name, k, f)
+		}
+		for _, kv := range kvs {
+			env[kv[0]] = kv[1]
 		}
 	}
-	for _, kv := range u.env {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
+	argv := append([]string(nil), u.exec...)
+	if !u.execRaw {
+		argv = append(argv[:1], replaceEnvArgv(argv[1:], env)...)
 	}
+	sv.exe, sv.cmdline = argv[0], strings.Join(argv, " ")
 	user := u.user
 	if user == "" {
 		user = "root"
@@ -631,6 +665,12 @@ func progSystemctl(p *proc) int {
 			if cmd == "try-restart" && (sv == nil || sv.state != "active") {
 				continue
 			}
+			if u.bad != "" {
+				// systemctl's answer to a unit that failed to load (LoadState=bad-setting).
+				p.errorf("Failed to %s %s: Unit %s has a bad unit file setting.\nSee system logs and 'systemctl status %s' for details.\n", cmd, n, n, n)
+				code = 1
+				continue
+			}
 			if cmd != "start" && sv != nil {
 				s.stopService(sv, cmd)
 			}
@@ -794,6 +834,9 @@ func (s *system) showUnit(p *proc, n string, props []string, value bool) {
 		"ActiveEnterTimestamp": "", "NRestarts": "0", "Result": "success", "ExecMainStatus": "0", "UnitFileState": s.enabled(n)}
 	if u != nil {
 		vals["LoadState"] = "loaded"
+		if u.bad != "" {
+			vals["LoadState"] = "bad-setting"
+		}
 		vals["Description"] = u.desc
 		vals["FragmentPath"] = u.path
 		vals["User"] = u.user

@@ -218,7 +218,9 @@ func runVLLM(ctx context.Context, s *system, sv *service, argv []string, env map
 	if ok, reason := s.cudaInit(); !ok {
 		return fail("RuntimeError: Failed to infer device type", fmt.Sprintf("(torch: %s)", reason))
 	}
-	if cu == "cu124" {
+	// a torch build has kernels only for the architectures its CUDA version compiles (nvccSupports):
+	// cu124 has none for Blackwell (guest.md §1), cu130 none for Pascal (CUDA 13.0 dropped it)
+	if gpu := s.nvidiaGPU(); gpu != nil && !torchSupports(cu, gpu.computeCap()) {
 		return fail(fmt.Sprintf("%s ERROR %s [core.py:708] EngineCore failed to start.", api, now()),
 			"RuntimeError: CUDA error: no kernel image is available for execution on the device",
 			"CUDA kernel errors might be asynchronously reported at some other API call, so the stacktrace below might be incorrect.")
@@ -312,8 +314,15 @@ func vllmHandler(c vllmConfig, pid int) http.Handler {
 	})
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		if c.apiKey != "" && r.Method != http.MethodOptions {
-			auth := r.Header.Get("Authorization")
-			if len(auth) < 7 || !strings.EqualFold(auth[:7], "Bearer ") || auth[7:] != c.apiKey {
+			// vLLM compares the header with "Bearer " + key (vllm/entrypoints/openai/api_server.py,
+			// authentication middleware), and Starlette decodes header values as Latin-1
+			// (starlette/datastructures.py Headers): a non-ASCII key never matches.
+			raw := r.Header.Get("Authorization")
+			auth := make([]rune, len(raw))
+			for i := 0; i < len(raw); i++ {
+				auth[i] = rune(raw[i])
+			}
+			if string(auth) != "Bearer "+c.apiKey {
 				writeJSON(w, 401, map[string]string{"error": "Unauthorized"})
 				return
 			}

@@ -84,6 +84,12 @@ func TestVLLMService(t *testing.T) {
 	if got := vm.must(c, "curl -sf -H 'Authorization: Bearer s3cret' http://localhost:8000/v1/models"); !strings.Contains(got, `"id":"Qwen/Qwen2.5-7B-Instruct-AWQ"`) {
 		t.Errorf("models %q", got)
 	}
+	// vLLM compares "Bearer " + key exactly (api_server.py): another case or a prefix is refused.
+	for _, h := range []string{"bearer s3cret", "Bearer s3cre", "Bearer s3cret2"} {
+		if r := vm.sh(c, "curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: "+h+"' http://localhost:8000/v1/models"); r.stdout != "401" {
+			t.Errorf("%q: %q, want 401", h, r.stdout)
+		}
+	}
 	if smi := vm.must(c, "nvidia-smi"); !strings.Contains(smi, "/opt/vllm/venv/bin/python3") {
 		t.Errorf("nvidia-smi lacks the vLLM process:\n%s", smi)
 	}

@@ -159,62 +159,6 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.writeData(w, data, extra)
 }
 
-func (s *Server) dispatch(r *http.Request, rel string, rec *requestRecord) (any, map[string]any, error) {
-	rt, vars := s.findRoute(r.Method, rel)
-	var id *identity
-	if rt == nil || !rt.public {
-		var err *apiError
-		id, err = s.authenticate(r)
-		if err != nil {
-			return nil, nil, err
-		}
-		rec.User = id.authUser()
-	}
-	raw, perr := readRawParams(r)
-	if perr != nil {
-		return nil, nil, perr
-	}
-	rec.Params = redactParams(raw)
-	if rt == nil {
-		return nil, nil, errNotImplemented(r.Method, rel)
-	}
-	rec.Route = rt.method + " " + rt.pattern
-	for k, v := range vars {
-		if _, clash := raw[k]; !clash {
-			raw[k] = v
-		}
-	}
-	sc := rt.params.with(pathSchema(vars))
-	p, verr := validate(raw, sc)
-	if verr != nil {
-		return nil, nil, verr
-	}
-	c := &call{r: r, method: r.Method, rel: rel, vars: vars, p: p, id: id, route: rt}
-	if n, ok := vars["node"]; ok {
-		s.mu.Lock()
-		known := s.st.node(n) != nil
-		s.mu.Unlock()
-		if !known {
-			return nil, nil, errDie("hostname lookup '%s' failed - failed to get address info for: %s: Name or service not known", n, n)
-		}
-	}
-	if rt.priv != "" && !id.has(rt.priv) {
-		path := rt.privOn
-		for k, v := range p.vals {
-			path = strings.ReplaceAll(path, "{"+k+"}", v)
-		}
-		return nil, nil, errPerm(path, rt.priv)
-	}
-	data, err := rt.handler(s, c)
-	if err != nil {
-		return nil, nil, err
-	}
-	if wt, ok := data.(withTotal); ok {
-		return wt.data, map[string]any{"total": wt.total}, nil
-	}
-	return data, nil, nil
-}
-
 // pathSchema types the path variables like PVE's schema does.
 func pathSchema(vars map[string]string) map[string]pspec {
 	m := map[string]pspec{}

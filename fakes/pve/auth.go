@@ -87,57 +87,80 @@ func (s *Server) userIdentity(user string) *identity {
 	return &identity{user: user, privs: u.Privs, all: u.Privs == nil}
 }
 
-// authenticate implements pveproxy's auth_handler: API token, else ticket cookie (+CSRF on writes), else "No ticket".
+// authenticate implements pveproxy's choice of credentials (pve-http-server AnyEvent.pm
+// unshift_read_header: the PVEAuthCookie cookie, else a PVEAuthCookie value in the Authorization
+// header, else a PVEAPIToken there) and pve-manager PVE/HTTPServer.pm auth_handler: token, else
+// "No ticket" / ticket check, and a CSRF token on every non-GET ticket request.
 func (s *Server) authenticate(r *http.Request) (*identity, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if h := r.Header.Get("Authorization"); h != "" {
-		if m := reTokenAuth.FindStringSubmatch(h); m != nil {
-			val, err := url.PathUnescape(strings.TrimSpace(m[1]))
-			if err != nil {
-				return nil, errAuth("Authentication failed!")
-			}
-			full, secret, ok := strings.Cut(val, "=")
-			if !ok {
-				return nil, errAuth("Authentication failed!")
-			}
-			tok, ok := s.st.tokens[full]
-			if !ok || subtle.ConstantTimeCompare([]byte(tok.Secret), []byte(secret)) != 1 {
-				return nil, errAuth("Authentication failed!")
-			}
-			user, tokenID, _ := strings.Cut(full, "!")
-			id := s.userIdentity(user)
-			if id == nil {
-				return nil, errAuth("Authentication failed!")
-			}
-			id.tokenID = tokenID
-			if tok.Privsep {
-				id.all, id.privs = false, tok.Privs
-			}
-			return id, nil
+	ticket := extractAuthValue(strings.Join(r.Header.Values("Cookie"), "; "), "PVEAuthCookie")
+	if ticket == "" {
+		ticket = extractAuthValue(r.Header.Get("Authorization"), "PVEAuthCookie")
+	}
+	if ticket == "" {
+		if apiToken := extractAuthValue(r.Header.Get("Authorization"), "PVEAPIToken"); apiToken != "" {
+			return s.tokenIdentity(apiToken)
+		}
+		return nil, errAuth("No ticket")
+	}
+	user, ok := s.verifyTicket(ticket)
+	if !ok {
+		return nil, errAuth("Authentication failed!")
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if !s.verifyCSRF(r.Header.Get("CSRFPreventionToken"), user) {
+			return nil, errAuth("Permission denied - invalid csrf token")
 		}
 	}
-	if c, err := r.Cookie("PVEAuthCookie"); err == nil && c.Value != "" {
-		t, err := url.PathUnescape(c.Value)
-		if err != nil {
-			t = c.Value
-		}
-		user, ok := s.verifyTicket(t)
-		if !ok {
-			return nil, errAuth("Authentication failed!")
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			if !s.verifyCSRF(r.Header.Get("CSRFPreventionToken"), user) {
-				return nil, errAuth("Permission denied - invalid csrf token")
-			}
-		}
-		id := s.userIdentity(user)
-		if id == nil {
-			return nil, errAuth("Authentication failed!")
-		}
-		return id, nil
+	id := s.userIdentity(user)
+	if id == nil {
+		return nil, errAuth("Authentication failed!")
 	}
-	return nil, errAuth("No ticket")
+	return id, nil
+}
+
+// extractAuthValue is PVE::APIServer::Formatter::extract_auth_value: the value after "key=" or
+// "key " up to the next ';', URI-unescaped.
+func extractAuthValue(header, key string) string {
+	if header == "" {
+		return ""
+	}
+	re := reTokenAuth
+	if key != "PVEAPIToken" {
+		re = regexp.MustCompile(`(?:^|\s)` + regexp.QuoteMeta(key) + `(?:=| )([^;]*)`)
+	}
+	m := re.FindStringSubmatch(header)
+	if m == nil {
+		return ""
+	}
+	v, err := url.PathUnescape(m[1])
+	if err != nil {
+		return m[1]
+	}
+	return v
+}
+
+// tokenIdentity is PVE::AccessControl::verify_token for "USER@REALM!TOKENID=SECRET".
+func (s *Server) tokenIdentity(val string) (*identity, *apiError) {
+	full, secret, ok := strings.Cut(strings.TrimSpace(val), "=")
+	if !ok {
+		return nil, errAuth("Authentication failed!")
+	}
+	tok, ok := s.st.tokens[full]
+	if !ok || subtle.ConstantTimeCompare([]byte(tok.Secret), []byte(secret)) != 1 {
+		return nil, errAuth("Authentication failed!")
+	}
+	user, tokenID, _ := strings.Cut(full, "!")
+	id := s.userIdentity(user)
+	if id == nil {
+		return nil, errAuth("Authentication failed!")
+	}
+	id.tokenID = tokenID
+	if tok.Privsep {
+		id.all, id.privs = false, tok.Privs
+	}
+	return id, nil
 }
 
 var ticketSchema = schema{fixed: map[string]pspec{
@@ -154,7 +177,9 @@ var ticketSchema = schema{fixed: map[string]pspec{
 // handleTicket: POST /access/ticket — password or a valid ticket (renewal) for the same user.
 func handleTicket(s *Server, c *call) (any, error) {
 	user := c.p.get("username")
-	if realm := c.p.get("realm"); realm != "" && !strings.Contains(user, "@") {
+	// pve-access-control src/PVE/API2/AccessControl.pm create_ticket: the realm is appended whenever
+	// it is given ("root@pam" + realm "pam" is the unknown user "root@pam@pam")
+	if realm := c.p.get("realm"); realm != "" {
 		user += "@" + realm
 	}
 	pw := c.p.get("password")
@@ -163,12 +188,16 @@ func handleTicket(s *Server, c *call) (any, error) {
 	s.mu.Unlock()
 	good := ok && u.Password != "" && subtle.ConstantTimeCompare([]byte(u.Password), []byte(pw)) == 1
 	if !good && ok {
-		if tu, tok := s.verifyTicket(pw); tok && tu == user {
+		// AccessControl.pm create_ticket_do: a valid ticket of the user, or any ticket of root@pam
+		// ("root@pam can create tickets for other users"), stands for the password
+		if tu, tok := s.verifyTicket(pw); tok && (tu == user || tu == "root@pam") {
 			good = true
 		}
 	}
 	if !good {
-		return nil, &apiError{Code: 401, Msg: "authentication failure\n", noBody: true}
+		// a handler's PVE::Exception: pve-manager HTTPServer.pm rest_handler turns it into status +
+		// message and the formatter writes the body (unlike auth_handler's bodiless 401s)
+		return nil, &apiError{Code: 401, Msg: "authentication failure\n"}
 	}
 	caps := map[string]map[string]int{
 		"vms":     {"VM.Allocate": 1, "VM.Audit": 1, "VM.Config.HWType": 1, "VM.PowerMgmt": 1, "VM.Monitor": 1, "VM.Config.Disk": 1},

@@ -1,7 +1,13 @@
-// Package pve is a fake Proxmox VE API (pveproxy's /api2/json) that go-proxmox v0.8.2 cannot tell
-// from a real node: in-memory cluster state, async tasks with real UPIDs, PVE's JSON typing, reason
+// Package pve is a fake Proxmox VE API (pveproxy's /api2/json, and /api2/extjs, the web UI's format)
+// that go-proxmox v0.8.2, Telmate's proxmox-api-go and web-UI-shaped requests cannot tell from a real node: in-memory cluster state, async tasks with real UPIDs, PVE's JSON typing, reason
 // phrases and error texts, a guest hook for simulated VMs, and a control API under /_sim for faults
 // and request counters. PARITY.md lists what each endpoint models.
+//
+// Every request is looked up in the published API (apischema: the PVE 9.1.3 API viewer's schema) and
+// its parameters verified like pve-common JSONSchema.pm does (jsonschema) before any handler runs: a
+// path PVE does not have answers 501 `Method '…' not implemented`; an operation PVE has and this fake
+// does not model answers NotModelledStatus with a reason starting NotModelledPrefix, a text no real
+// PVE sends. Storage volume names follow pve-storage's parse_volname (volname.go).
 //
 // In-process use:
 //

@@ -13,8 +13,9 @@ func ParityMarkdown() string {
 	b.WriteString("Everywhere: `{\"data\":…}` envelope, `Server: pve-api-daemon/3.0`, HTTP/1.1 only; errors carry PVE's text as the reason phrase " +
 		"(connection hijacked, keep-alive dropped for status ≥ 400) and a body with `errors` (400) and `message` (PVE ≥ 8.3); " +
 		"401 `No ticket` / `Authentication failed!` with an empty body after the auth delay; 403 `Permission check failed (path, priv)`; " +
-		"501 `Method 'M /path' not implemented` for anything not listed here; parameters are typed like JSONSchema::check_type " +
-		"(booleans 0/1 or JSON true/false, strings reject JSON booleans, unknown parameters rejected); JSON and form bodies, query merged over body.\n\n")
+		"501 `Method 'M /path' not implemented` for anything the published API lacks (see Coverage below for what it has and the fake does not model); " +
+		"parameters are verified against the published schema like JSONSchema.pm does " +
+		"(booleans 0/1 or JSON true/false, strings reject JSON booleans, unknown parameters rejected, named formats, property strings); JSON and form bodies, query merged over body.\n\n")
 	b.WriteString("Request classes in `/_sim/stats`: GET is a read; `POST /access/ticket` is auth; `POST …/agent/ping` is a read; " +
 		"every other POST/PUT/DELETE is mutating (`POST …/agent/exec` included: it runs a command in the guest).\n\n")
 	b.WriteString("| method | path | go-proxmox | privilege | class | modelled | not modelled |\n|---|---|---|---|---|---|---|\n")
@@ -60,5 +61,6 @@ func ParityMarkdown() string {
 		"LXC containers, snapshots, backups/restore, migration, HA, pools, SDN beyond the `localnetwork` resource entry, " +
 		"pending config changes (updates apply at once, also on running VMs), VNC/SPICE/termproxy, TFA, ACL management " +
 		"(users and tokens come from the Topology; privileges are a flat list per user/token), RRD data, task lists.\n")
+	b.WriteString(schemaCoverageMarkdown())
 	return b.String()
 }

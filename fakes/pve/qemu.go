@@ -198,32 +198,14 @@ func checkHostpciPerm(id *identity, key, value string) error {
 
 // checkNewDisks validates disk values at call time (storage exists and holds images; iso needs media=cdrom).
 func (s *Server) checkNewDisks(node string, p params, keys []string) error {
-	for _, k := range keys {
-		if !reDiskKey.MatchString(k) {
-			continue
-		}
-		d := parseDrive(p.get(k))
-		if m := reNewDisk.FindStringSubmatch(d.file); m != nil {
-			// existence is checked on the call; availability on this node only when the worker allocates
-			ss := s.st.storage(m[1])
-			if ss == nil {
-				return errDie("storage '%s' does not exist", m[1])
-			}
-			if !ss.hasContent("images") {
-				return errParam("storage", fmt.Sprintf("storage '%s' does not support vm images", m[1]))
-			}
-			if src := d.opts["import-from"]; src != "" {
-				store, _, _ := strings.Cut(src, ":")
-				if s.st.storage(store) == nil {
-					return errDie("storage '%s' does not exist", store)
-				}
-			}
-			continue
-		}
-		if volumeContent(d.file) == "iso" && strings.Contains(d.file, ":iso/") && !d.isCDROM() {
-			return errParam(k, "explicit 'media=cdrom' is required for iso images")
-		}
+	if err := s.checkStorageAccess(p, keys, p.get("storage")); err != nil {
+		return err
 	}
+	if err := s.checkDriveParam(p, keys); err != nil {
+		return err
+	}
+	normalizeNets(p, keys)
+	normalizeTags(p)
 	return nil
 }
 
@@ -231,11 +213,11 @@ func handleCreate(s *Server, c *call) (any, error) {
 	node, vmid := c.vars["node"], 0
 	vmid, _ = strconv.Atoi(c.p.get("vmid"))
 	keys := sortedKeys(c.p.vals)
-	for _, k := range keys {
-		if strings.HasPrefix(k, "hostpci") {
-			if err := checkHostpciPerm(c.id, k, c.p.get(k)); err != nil {
-				return nil, err
-			}
+	// qemu-server API2/Qemu.pm create_vm: sshkeys, then $check_storage_access, then the
+	// hostpci permission, then $check_drive_param and add_random_macs
+	if c.p.has("sshkeys") {
+		if err := validateSSHKeys(c.p.get("sshkeys")); err != nil {
+			return nil, err
 		}
 	}
 	s.mu.Lock()
@@ -243,10 +225,12 @@ func handleCreate(s *Server, c *call) (any, error) {
 		s.mu.Unlock()
 		return nil, err
 	}
-	if c.p.has("sshkeys") {
-		if err := validateSSHKeys(c.p.get("sshkeys")); err != nil {
-			s.mu.Unlock()
-			return nil, err
+	for _, k := range keys {
+		if strings.HasPrefix(k, "hostpci") {
+			if err := checkHostpciPerm(c.id, k, c.p.get(k)); err != nil {
+				s.mu.Unlock()
+				return nil, err
+			}
 		}
 	}
 	if old := s.st.vms[vmid]; old != nil {
@@ -266,15 +250,21 @@ func handleCreate(s *Server, c *call) (any, error) {
 	s.mu.Unlock()
 
 	start := c.p.get("start") == "1"
-	upid := s.startTask(node, "qmcreate", itoa(vmid), c.id, func(tc *taskCtx) error {
+	// qemu-server src/PVE/API2/Qemu.pm create_vm: the config (lock: create) is written by
+	// create_and_lock_config before the fork; when the qmcreate worker fails, $createfn frees
+	// every volume it allocated (vdisk_free over $vollist) and the worker unlinks the config
+	// file before it dies. A failed create, also an injected one, leaves nothing behind.
+	cleanup := func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.st.vms[vmid] == v {
+			s.freeVolumes(v)
+			delete(s.st.vms, vmid)
+		}
+	}
+	upid := s.startTaskCleanup(node, "qmcreate", itoa(vmid), c.id, func(tc *taskCtx) error {
 		err := s.createWorker(tc, v)
 		if err != nil {
-			s.mu.Lock()
-			s.freeVolumes(v)
-			if s.st.vms[vmid] == v {
-				delete(s.st.vms, vmid)
-			}
-			s.mu.Unlock()
 			return fmt.Errorf("unable to create VM %d - %v", vmid, err)
 		}
 		s.newGuest(v)
@@ -284,7 +274,7 @@ func handleCreate(s *Server, c *call) (any, error) {
 			}
 		}
 		return nil
-	})
+	}, cleanup)
 	return upid, nil
 }
 
@@ -350,7 +340,8 @@ func (s *Server) allocateDrive(tc *taskCtx, v *vmState, key, val string) (string
 		if err != nil {
 			return "", err
 		}
-		volid := s.newVolume(ss, v.vmid, "cloudinit", 4<<20)
+		volid := s.newVolume(ss, v.vmid, "cloudinit", d.opts["format"], 4<<20)
+		delete(d.opts, "format")
 		tc.t.lines = append(tc.t.lines, fmt.Sprintf("  Logical volume \"vm-%d-cloudinit\" created.", v.vmid))
 		d.file = volid
 		d.opts["media"] = "cdrom"
@@ -389,7 +380,8 @@ func (s *Server) allocateDrive(tc *taskCtx, v *vmState, key, val string) (string
 		delete(d.opts, "import-from")
 		tc.t.lines = append(tc.t.lines, fmt.Sprintf("importing disk '%s' to VM %d ...", src, v.vmid))
 	}
-	volid := s.newVolume(ss, v.vmid, "disk", size)
+	volid := s.newVolume(ss, v.vmid, "disk", d.opts["format"], size)
+	delete(d.opts, "format") // qemu-server create_disks: "no longer needed"
 	_, short, _ := strings.Cut(volid, ":")
 	tc.t.lines = append(tc.t.lines, fmt.Sprintf("  Logical volume \"%s\" created.", short))
 	if size > 0 && d.opts["size"] == "" {
@@ -405,19 +397,37 @@ func humanSize(b uint64) string {
 }
 
 // newVolume creates vm-<vmid>-disk-<n> (or vm-<vmid>-cloudinit) on a storage; called with s.mu held.
-func (s *Server) newVolume(ss *storageState, vmid int, kind string, size uint64) string {
+// On a directory storage the file is <vmid>/<name>.<format>: a disk in the drive's format= or the
+// storage's default, raw (pve-storage DirPlugin.pm plugindata format default 'raw'); a cloud-init
+// drive in qcow2 unless format= says otherwise (qemu-server API2/Qemu.pm create_disks).
+func (s *Server) newVolume(ss *storageState, vmid int, kind, format string, size uint64) string {
 	name := fmt.Sprintf("vm-%d-cloudinit", vmid)
+	dir := ss.spec.Type == "dir" || ss.spec.Type == "nfs" || ss.spec.Type == "cifs"
+	if format == "" {
+		format = "raw"
+		if kind == "cloudinit" && dir {
+			format = "qcow2"
+		}
+	}
 	if kind == "disk" {
 		for n := 0; ; n++ {
 			name = fmt.Sprintf("vm-%d-disk-%d", vmid, n)
-			if ss.volume(ss.spec.Name+":"+name) == nil && ss.volume(fmt.Sprintf("%s:%d/%s.qcow2", ss.spec.Name, vmid, name)) == nil {
+			taken := false
+			for _, f := range []string{"raw", "qcow2", "vmdk"} {
+				if ss.volume(fmt.Sprintf("%s:%d/%s.%s", ss.spec.Name, vmid, name, f)) != nil {
+					taken = true
+				}
+			}
+			if !taken && ss.volume(ss.spec.Name+":"+name) == nil {
 				break
 			}
 		}
 	}
-	volid, format := ss.spec.Name+":"+name, "raw"
-	if ss.spec.Type == "dir" || ss.spec.Type == "nfs" {
-		volid, format = fmt.Sprintf("%s:%d/%s.qcow2", ss.spec.Name, vmid, name), "qcow2"
+	volid := ss.spec.Name + ":" + name
+	if dir {
+		volid = fmt.Sprintf("%s:%d/%s.%s", ss.spec.Name, vmid, name, format)
+	} else {
+		format = "raw"
 	}
 	ss.volumes = append(ss.volumes, &VolumeSpec{VolID: volid, Format: format, Size: size, VMID: vmid})
 	return volid
@@ -486,11 +496,12 @@ func (s *Server) checkSkiplock(c *call) error {
 
 // checkConfigUpdate runs update_vm_api's synchronous checks; called with s.mu held.
 func (s *Server) checkConfigUpdate(c *call, v *vmState) error {
+	// qemu-server API2/Qemu.pm $update_vm_api $load_and_check_config: the digest, then the lock
+	if err := checkDigest(c, v); err != nil {
+		return err
+	}
 	if l := v.conf["lock"]; l != "" && c.p.get("skiplock") != "1" {
 		return errDie("VM is locked (%s)", l)
-	}
-	if d := c.p.get("digest"); d != "" && d != configDigest(v.conf) {
-		return errDie("detected modified configuration - file changed by other user? Try again.")
 	}
 	keys := sortedKeys(c.p.vals)
 	for _, k := range keys {
@@ -520,6 +531,17 @@ func (s *Server) checkConfigUpdate(c *call, v *vmState) error {
 		if err := validateSSHKeys(c.p.get("sshkeys")); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkDigest is update_vm_api's compare-and-swap (qemu-server src/PVE/API2/Qemu.pm,
+// $load_and_check_config): "checksum mismatch (file change by other user?)" when the digest
+// sent is not the current config's. PVE runs it before forking and again inside
+// lock_config, so two writers with the same digest cannot both succeed. Called with s.mu held.
+func checkDigest(c *call, v *vmState) error {
+	if d := c.p.get("digest"); d != "" && d != configDigest(v.conf) {
+		return errDie("checksum mismatch (file change by other user?)")
 	}
 	return nil
 }
@@ -558,7 +580,8 @@ func (s *Server) applyConfig(tc *taskCtx, c *call, v *vmState) error {
 	}
 	for _, k := range sortedKeys(c.p.vals) {
 		switch k {
-		case "delete", "revert", "digest", "skiplock", "force", "background_delay":
+		// qemu-server API2/Qemu.pm $update_vm_api extracts node and vmid (path) before the options
+		case "delete", "revert", "digest", "skiplock", "force", "background_delay", "node", "vmid", "skip_cloud_init", "import-working-storage":
 			continue
 		}
 		val := c.p.get(k)
@@ -625,6 +648,9 @@ func handleConfigPost(s *Server, c *call) (any, error) {
 		defer s.mu.Unlock()
 		if s.st.vms[v.vmid] != v {
 			return errNoConfig(v.node, v.vmid)
+		}
+		if err := checkDigest(c, v); err != nil {
+			return err
 		}
 		if l := v.conf["lock"]; l != "" && c.p.get("skiplock") != "1" {
 			return lockErr(l)

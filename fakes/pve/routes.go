@@ -55,16 +55,16 @@ func buildRoutes() []*route {
 			modelled: "JSON and form bodies; schema typing; sshkeys urlencoded (400) and key validation (500); hostpci syntax (400) and root-only raw hostpci (500); " +
 				"storage missing for new disks (500) / without images content (400); VM exists (500); `lock: create` while the qmcreate task runs; " +
 				"disk rewrite `local-lvm:500` → `local-lvm:vm-N-disk-M,…,size=500G`; `import-from=` copies the image (size of the source); cloudinit drive; " +
-				"MAC added to netN; smbios1, vmgenid, meta, default boot; task failure removes the config and volumes; start=1",
-			notModelled: "restore (archive), pools, efidisk/tpm content, unique/force"},
+				"MAC added to netN; smbios1, vmgenid, meta, default boot; task failure (also an injected one) removes the config and volumes (create_vm); start=1",
+			notModelled: "restore (archive), pools, efidisk/tpm content, unique/force; while qmcreate runs the real config holds only `lock: create` (here the parameters show at once)"},
 		{method: "GET", pattern: "/nodes/{node}/qemu/{vmid}/config", params: configGetSchema, priv: "VM.Audit", privOn: "/vms/{vmid}", handler: handleConfigGet,
 			client: "VirtualMachine.Ping / Node.VirtualMachine", modelled: "typed values (ints, 0/1, strings incl. memory and agent), digest (SHA-1 of the rendered config), no vmid, cipassword masked; missing → 500",
 			notModelled: "pending changes (updates apply at once), snapshots"},
 		{method: "PUT", pattern: "/nodes/{node}/qemu/{vmid}/config", params: configPutSchema, priv: "VM.Config.HWType", privOn: "/vms/{vmid}", handler: handleConfigPut,
-			client: "VirtualMachine.ConfigSync", modelled: "sync update: lock (500 `VM is locked (x)`), digest check, hostpci root-only on set/modify/delete, delete list (disks → unusedN), new disks, MAC",
+			client: "VirtualMachine.ConfigSync", modelled: "sync update: lock (500 `VM is locked (x)`), digest check (500 `checksum mismatch (file change by other user?)`), hostpci root-only on set/modify/delete, delete list (disks → unusedN), new disks, MAC",
 			notModelled: "pending/hotplug semantics for running VMs, revert"},
 		{method: "POST", pattern: "/nodes/{node}/qemu/{vmid}/config", params: configPostSchema, priv: "VM.Config.HWType", privOn: "/vms/{vmid}", handler: handleConfigPost,
-			client: "VirtualMachine.Config", modelled: "same checks synchronously, then a qmconfig task applies the change", notModelled: "background_delay (always a UPID)"},
+			client: "VirtualMachine.Config", modelled: "same checks synchronously, then a qmconfig task applies the change (digest checked again in the task)", notModelled: "background_delay (always a UPID)"},
 		{method: "PUT", pattern: "/nodes/{node}/qemu/{vmid}/resize", params: resizeSchema, priv: "VM.Config.Disk", privOn: "/vms/{vmid}", handler: handleResize,
 			client: "VirtualMachine.ResizeDisk", modelled: "task type `resize`; absolute and +size; shrink and missing disk fail in the task; volume size updated", notModelled: "per-storage size rounding"},
 		{method: "GET", pattern: "/nodes/{node}/qemu/{vmid}/status/current", params: emptySchema, priv: "VM.Audit", privOn: "/vms/{vmid}", handler: handleStatusCurrent,
@@ -111,6 +111,7 @@ func buildRoutes() []*route {
 		{method: "GET", pattern: "/nodes/{node}/qemu/{vmid}/agent/file-read", params: agentFileReadSchema, priv: "VM.Monitor", privOn: "/vms/{vmid}", handler: handleAgentFileRead,
 			client: "VirtualMachine.AgentFileRead", modelled: "content (+ truncated 1 over 16 MiB)", notModelled: ""},
 	}
+	rs = append(rs, clientRoutes()...)
 	for _, r := range rs {
 		r.segs = splitPath(r.pattern)
 		r.class = classify(r.method, strings.ReplaceAll(r.pattern, "{", ""))

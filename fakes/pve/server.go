@@ -163,6 +163,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveControl(w, r)
 	case strings.HasPrefix(r.URL.Path, "/api2/json/") || r.URL.Path == "/api2/json":
 		s.serveAPI(w, r)
+	case strings.HasPrefix(r.URL.Path, "/api2/extjs/"):
+		s.serveExtJS(w, r)
 	default:
 		w.Header().Set("Server", serverHeader)
 		http.NotFound(w, r)

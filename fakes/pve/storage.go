@@ -100,6 +100,9 @@ func handleStorageContent(s *Server, c *call) (any, error) {
 	sort.SliceStable(vols, func(i, j int) bool { return vols[i].VolID < vols[j].VolID })
 	out := []map[string]any{}
 	for i, v := range vols {
+		if !listable(ss, v.VolID) {
+			continue // a file pve-storage does not recognise (e.g. import/x.img) is not listed
+		}
 		if ct := c.p.get("content"); ct != "" && volumeContent(v.VolID) != ct {
 			continue
 		}

@@ -98,7 +98,7 @@ func endpointTable(key string) []row {
 				wantKeys(t, d, map[string]string{"username": "string", "ticket": "string", "CSRFPreventionToken": "string", "cap": "object"})
 			}},
 		{name: "ticket wrong password", method: "POST", path: "/access/ticket", auth: "none", json: `{"username":"root@pam","password":"x"}`,
-			status: 401, reason: "authentication failure", body: str("")},
+			status: 401, reason: "authentication failure", body: die("authentication failure")},
 		{name: "ticket GET works", method: "GET", path: "/version", auth: "ticket", status: 200},
 		{name: "ticket write without CSRF", method: "POST", path: "/nodes/pve/qemu", auth: "ticket-nocsrf", json: `{"vmid":140}`,
 			status: 401, reason: "Permission denied - invalid csrf token", body: str("")},
@@ -201,8 +201,10 @@ func endpointTable(key string) []row {
 		{name: "qemu list empty", method: "GET", path: "/nodes/pve/qemu", status: 200, body: str(`{"data":[]}`)},
 		{name: "create missing vmid", method: "POST", path: "/nodes/pve/qemu", json: `{"name":"x"}`, status: 400, reason: "Parameter verification failed.",
 			body: perr(`{"vmid":"property is missing and it is not optional"}`)},
+		// pve-common JSONSchema.pm check_prop runs the format (pve_verify_vmid: /^[1-9][0-9]{2,8}$/)
+		// before minimum, so 99 never reaches "value must have a minimum value of 100"
 		{name: "create vmid below 100", method: "POST", path: "/nodes/pve/qemu", json: `{"vmid":99}`, status: 400, reason: "Parameter verification failed.",
-			body: perr(`{"vmid":"value must have a minimum value of 100"}`)},
+			body: perr(`{"vmid":"invalid format - value does not look like a valid VM ID\n"}`)},
 		{name: "create raw hostpci as token", method: "POST", path: "/nodes/pve/qemu", json: `{"vmid":140,"hostpci0":"0000:01:00"}`, status: 500,
 			reason: "only root can set 'hostpci0' config for non-mapped devices", body: die("only root can set 'hostpci0' config for non-mapped devices")},
 		{name: "create (form body, token, mapping)", method: "POST", path: "/nodes/pve/qemu",
@@ -235,9 +237,40 @@ func endpointTable(key string) []row {
 		}},
 		{name: "config PUT", method: "PUT", path: "/nodes/pve/qemu/140/config", json: `{"description":"LLM server","digest":"{digest}"}`, status: 200, body: str(`{"data":null}`)},
 		{name: "config PUT stale digest", method: "PUT", path: "/nodes/pve/qemu/140/config", json: `{"description":"x","digest":"{digest}"}`, status: 500,
-			reason: "detected modified configuration - file changed by other user? Try again.",
-			body:   die("detected modified configuration - file changed by other user? Try again.")},
+			// update_vm_api's own message (qemu-server src/PVE/API2/Qemu.pm, $load_and_check_config),
+			// not PVE::Tools::assert_if_modified's, which only resize/move-disk use.
+			reason: "checksum mismatch (file change by other user?)",
+			body:   die("checksum mismatch (file change by other user?)")},
 		{name: "config POST (async)", method: "POST", path: "/nodes/pve/qemu/140/config", json: `{"tags":"llm"}`, status: 200, taskType: "qmconfig", exit: "OK"},
+		// qemu-server API2/Qemu.pm vm_pending + pve-guest-common GuestHelpers::config_with_pending_array
+		{name: "pending", method: "GET", path: "/nodes/pve/qemu/140/pending", status: 200, check: func(t *testing.T, m map[string]any) {
+			keys := map[string]bool{}
+			for _, it := range dataOf(t, m).([]any) {
+				o := it.(map[string]any)
+				if len(o) != 2 || o["key"] == nil {
+					t.Errorf("item %v: want {key, value}", o)
+				}
+				keys[o["key"].(string)] = true
+			}
+			if !keys["digest"] || !keys["tags"] || keys["vmid"] {
+				t.Errorf("keys %v: load_config has digest, no vmid", keys)
+			}
+		}},
+		// pve-ha-manager API2/HA/Resources.pm read: parse_sid, then $api_copy_config
+		{name: "ha resource (none configured)", method: "GET", path: "/cluster/ha/resources/140", status: 500,
+			reason: "no such resource 'vm:140'", body: die("no such resource 'vm:140'")},
+		// pve-ha-manager HA/Tools.pm pve_verify_ha_resource_or_vm_id (the sid format) rejects it first;
+		// pve-common JSONSchema.pm check_format prefixes "invalid format - "
+		{name: "ha resource bad sid", method: "GET", path: "/cluster/ha/resources/x", status: 400, reason: "Parameter verification failed.",
+			body: perr(`{"sid":"invalid format - value does not look like a valid ha resource id\n"}`)},
+		// pve-access-control API2/AccessControl.pm permissions; RPCEnvironment get_effective_permissions
+		{name: "permissions", method: "GET", path: "/access/permissions", status: 200, check: func(t *testing.T, m map[string]any) {
+			d := dataOf(t, m).(map[string]any)
+			root, _ := d["/"].(map[string]any)
+			if len(d) != 8 || root["Permissions.Modify"] != 1.0 || root["Sys.Modify"] != 1.0 {
+				t.Errorf("permissions %v", d)
+			}
+		}},
 		{name: "config delete raw hostpci as token (none set: ok)", method: "PUT", path: "/nodes/pve/qemu/140/config", json: `{"delete":"hostpci1"}`, status: 200, body: str(`{"data":null}`)},
 		{name: "resize", method: "PUT", path: "/nodes/pve/qemu/140/resize", json: `{"disk":"scsi0","size":"500G"}`, status: 200, taskType: "resize", exit: "OK"},
 		{name: "resize bad size", method: "PUT", path: "/nodes/pve/qemu/140/resize", json: `{"disk":"scsi0","size":"big"}`, status: 400,
@@ -341,6 +374,8 @@ func endpointTable(key string) []row {
 			reason: "Configuration file 'nodes/pve/qemu-server/140.conf' does not exist", body: die("Configuration file 'nodes/pve/qemu-server/140.conf' does not exist")},
 		{name: "config missing", method: "GET", path: "/nodes/pve/qemu/140/config", status: 500,
 			reason: "Configuration file 'nodes/pve/qemu-server/140.conf' does not exist", body: die("Configuration file 'nodes/pve/qemu-server/140.conf' does not exist")},
+		{name: "ha resource of a missing VM", method: "GET", path: "/cluster/ha/resources/140", status: 500,
+			reason: "unable to detect SID from VMID - VM/CT 140 does not exist", body: die("unable to detect SID from VMID - VM/CT 140 does not exist")},
 		{name: "start missing (task)", method: "POST", path: "/nodes/pve/qemu/140/status/start", status: 200, taskType: "qmstart",
 			exit: "Configuration file 'nodes/pve/qemu-server/140.conf' does not exist"},
 		{name: "volumes freed", method: "GET", path: "/nodes/pve/storage/local-lvm/content", status: 200, body: str(`{"data":[]}`)},

@@ -69,6 +69,13 @@ var errInterrupted = fmt.Errorf("received interrupt")
 // startTask forks a worker: the API call returns the UPID at once, body runs in the background.
 // A body's error becomes "TASK ERROR: <text>" (one line, like PVE's worker).
 func (s *Server) startTask(node, typ, id string, who *identity, body func(tc *taskCtx) error) string {
+	return s.startTaskCleanup(node, typ, id, who, body, nil)
+}
+
+// startTaskCleanup is startTask with onError, which runs inside the worker (before the task
+// ends, without s.mu) whenever it fails: from body's error or from an injected task fault, so
+// that an injected failure leaves what the real worker's own error path leaves.
+func (s *Server) startTaskCleanup(node, typ, id string, who *identity, body func(tc *taskCtx) error, onError func()) string {
 	s.mu.Lock()
 	s.pidNext += 1 + int(time.Now().UnixNano()%7)
 	ns := s.st.node(node)
@@ -96,6 +103,9 @@ func (s *Server) startTask(node, typ, id string, who *identity, body func(tc *ta
 			err = fmt.Errorf("%s", injected)
 		} else {
 			err = body(tc)
+		}
+		if err != nil && onError != nil {
+			onError()
 		}
 		s.mu.Lock()
 		switch {

@@ -101,21 +101,14 @@ runcmd:
   - [systemctl, enable, --now, qemu-guest-agent]
 `
 
-// RTX5060Ti returns the two PCI functions of an RTX 5060 Ti in slot bus:dev (e.g. "0000:01:00").
+// RTX5060Ti returns the two PCI functions of an RTX 5060 Ti 16 GB (Gigabyte board, subsystem
+// 1458:4181) in slot bus:dev (e.g. "0000:01:00"); NVIDIAGPU builds any other card of the table.
 func RTX5060Ti(slot string, iommuGroup int) []PCIDevice {
-	return []PCIDevice{
-		{
-			ID: slot + ".0", Class: "0x030000", Vendor: "0x10de", Device: "0x2d04",
-			VendorName: "NVIDIA Corporation", DeviceName: "GB206 [GeForce RTX 5060 Ti]",
-			SubsystemVendor: "0x1458", SubsystemDevice: "0x4181", IOMMUGroup: iommuGroup,
-			MemoryMiB: 16311, Model: "NVIDIA GeForce RTX 5060 Ti",
-		},
-		{
-			ID: slot + ".1", Class: "0x040300", Vendor: "0x10de", Device: "0x22eb",
-			VendorName: "NVIDIA Corporation", DeviceName: "GB206 High Definition Audio Controller",
-			SubsystemVendor: "0x1458", SubsystemDevice: "0x4181", IOMMUGroup: iommuGroup,
-		},
+	devs, err := NVIDIAGPU(slot, iommuGroup, "2d04", "0x1458", "0x4181")
+	if err != nil {
+		panic(err)
 	}
+	return devs
 }
 
 // DefaultTopology is one node "pve" (64 threads, 128 GiB, IOMMU on) with an RTX 5060 Ti at 0000:01:00,

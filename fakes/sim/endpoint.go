@@ -110,7 +110,7 @@ var envOrder = []string{EnvEndpoint, EnvAPIToken, EnvUsername, EnvPassword, EnvC
 // contain characters a shell would interpret. Known keys come first in a fixed order.
 func MarshalEnv(vars map[string]string) []byte {
 	var b bytes.Buffer
-	b.WriteString("# written by pvesim; secrets inside: keep it 0600\n")
+	b.WriteString("# written by pvesim; secrets inside: keep it 0600\n# use it from a shell with: source pvesim.env (every line is an export)\n")
 	seen := map[string]bool{}
 	write := func(k string) {
 		v, ok := vars[k]
@@ -118,7 +118,7 @@ func MarshalEnv(vars map[string]string) []byte {
 			return
 		}
 		seen[k] = true
-		fmt.Fprintf(&b, "%s=%s\n", k, shellQuote(v))
+		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(v))
 	}
 	for _, k := range envOrder {
 		write(k)
@@ -160,9 +160,10 @@ func ParseEnv(data []byte) (map[string]string, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
+		line = strings.TrimPrefix(line, "export ")
 		k, v, ok := strings.Cut(line, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("env file line %d: want KEY=VALUE, got %q", n, line)
+			return nil, fmt.Errorf("env file line %d: want [export ]KEY=VALUE, got %q", n, line)
 		}
 		uq, err := unquote(v)
 		if err != nil {

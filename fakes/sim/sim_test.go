@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -230,6 +231,18 @@ func TestEnvFile(t *testing.T) {
 	for k, v := range want {
 		if vars[k] != v {
 			t.Errorf("%s = %q, want %q", k, vars[k], v)
+		}
+	}
+	// `source pvesim.env` must reach the programs the shell starts: every line is an export.
+	if bash, err := exec.LookPath("bash"); err == nil {
+		out, err := exec.Command(bash, "--noprofile", "--norc", "-c", `. "$1" && env`, "bash", e.EnvFile).Output()
+		if err != nil {
+			t.Fatalf("source the env file: %v", err)
+		}
+		for k, v := range want {
+			if !strings.Contains(string(out), "\n"+k+"="+v+"\n") {
+				t.Errorf("after sourcing the env file, a child process does not see %s=%s", k, v)
+			}
 		}
 	}
 	if !strings.HasPrefix(e.BaseURL, "https://127.0.0.1:") || !strings.HasSuffix(e.BaseURL, "/") {

@@ -18,6 +18,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/aimachine/aimachine/provision/internal/encode"
 )
 
 // DefaultKnownHostsFile is where aimachine pins host keys unless Config says otherwise.
@@ -707,15 +709,8 @@ func (c *client) Close() error {
 	return nil
 }
 
-// Quote single-quotes s for a POSIX shell.
-func Quote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@,+%", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+// Quote single-quotes s for a POSIX shell (encode.ShellQuote: the one shell encoder).
+func Quote(s string) string { return encode.ShellQuote(s) }
 
 // Tail returns the last n lines of s.
 func Tail(s string, n int) string {

@@ -355,6 +355,17 @@ func (a *adapter) UpdateConfig(ctx context.Context, node string, vmid int, param
 	})
 }
 
+func (a *adapter) SetConfigSync(ctx context.Context, node string, vmid int, params Params, digest string) error {
+	body := map[string]any{}
+	for k, v := range params {
+		body[k] = v
+	}
+	if digest != "" {
+		body["digest"] = digest
+	}
+	return wrap(fmt.Sprintf("PUT %s/config", vmPath(node, vmid)), a.c.Put(ctx, vmPath(node, vmid)+"/config", body, nil))
+}
+
 func (a *adapter) ResizeDisk(ctx context.Context, node string, vmid int, disk, size string) (*TaskResult, error) {
 	return a.startTask(ctx, fmt.Sprintf("resize %s of VM %d to %s", disk, vmid, size), func(u *proxmox.UPID) error {
 		return a.c.Put(ctx, vmPath(node, vmid)+"/resize", map[string]any{"disk": disk, "size": size}, u)

@@ -37,6 +37,10 @@ type API interface {
 	CreateVM(ctx context.Context, node string, vmid int, params Params) (*TaskResult, error)
 	// UpdateConfig sets params and deletes the keys in del (async config POST, waited for).
 	UpdateConfig(ctx context.Context, node string, vmid int, params Params, del []string) (*TaskResult, error)
+	// SetConfigSync writes params with the synchronous config PUT, only when the config's
+	// digest is still digest (ErrModified otherwise): PVE compares and writes under the
+	// config lock, so it is a compare-and-swap.
+	SetConfigSync(ctx context.Context, node string, vmid int, params Params, digest string) error
 	// ResizeDisk grows disk to size ("500G").
 	ResizeDisk(ctx context.Context, node string, vmid int, disk, size string) (*TaskResult, error)
 	StartVM(ctx context.Context, node string, vmid int) (*TaskResult, error)

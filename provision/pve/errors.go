@@ -32,6 +32,9 @@ var (
 	ErrStartTimeout = errors.New("QEMU start timed out")
 	ErrAuth         = errors.New("authentication or permission failed")
 	ErrInvalid      = errors.New("parameter verification failed")
+	// ErrModified is a config write refused because the digest sent is not the config's any
+	// more: another writer came first (update_vm_api's "checksum mismatch").
+	ErrModified = errors.New("config changed by another writer")
 	// ErrTransient is a failure worth retrying (timeouts, 502/503/504/596, connection resets, lock timeouts).
 	ErrTransient = errors.New("transient API failure")
 )
@@ -114,6 +117,7 @@ var rules = []struct {
 	{regexp.MustCompile(`Authentication failed|No ticket|Permission check failed|^40[13] `), ErrAuth},
 	{regexp.MustCompile(`got timeout|^50[234] |^596 |connection reset|broken pipe|unexpected EOF|server closed|try again`), ErrTransient},
 	{regexp.MustCompile(`Parameter verification failed`), ErrInvalid},
+	{regexp.MustCompile(`checksum mismatch|detected modified configuration`), ErrModified},
 }
 
 // classifyText returns the sentinels a PVE message maps to.

@@ -4,6 +4,10 @@
 //
 // It runs the aimachine binary given as its first argument (make builds bin/aimachine) with
 // the simulator's environment, exactly as a user would after sourcing pvesim.env.
+//
+// With --serve (make sim) it only starts the simulator in the foreground, writes the catalog
+// copy and a private known_hosts, prints the two lines to paste into another shell, and waits
+// for Ctrl-C.
 package main
 
 import (
@@ -36,8 +40,12 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
+	serve := len(args) > 0 && args[0] == "--serve"
+	if serve {
+		args = args[1:]
+	}
 	if len(args) < 1 {
-		return errors.New("usage: demo PATH/TO/aimachine [CATALOG]")
+		return errors.New("usage: demo [--serve] PATH/TO/aimachine [CATALOG]")
 	}
 	bin, err := filepath.Abs(args[0])
 	if err != nil {
@@ -53,7 +61,11 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("AIMACHINE_TIME_SCALE=%q: want a number >= 0", v)
 		}
 	}
-	state, err := filepath.Abs(filepath.Join(".state", "demo"))
+	stateName := "demo"
+	if serve {
+		stateName = "sim"
+	}
+	state, err := filepath.Abs(filepath.Join(".state", stateName))
 	if err != nil {
 		return err
 	}
@@ -72,6 +84,9 @@ func run(ctx context.Context, args []string) error {
 	demoCat, kh, err := prepare(catPath, state, e)
 	if err != nil {
 		return err
+	}
+	if serve {
+		return serveUntilInterrupted(ctx, bin, demoCat, kh, e)
 	}
 	env := os.Environ()
 	for k, v := range e.Env() {
@@ -195,4 +210,25 @@ func rel(p string) string {
 		return r
 	}
 	return p
+}
+
+// serveUntilInterrupted prints the lines that point a shell at the simulator and waits for
+// Ctrl-C.
+func serveUntilInterrupted(ctx context.Context, bin, cat, kh string, e sim.Endpoint) error {
+	fmt.Printf(`
+The simulator runs in this terminal until Ctrl-C. In another shell, paste these two lines:
+
+  source %s
+  export AIMACHINE_CATALOG=%s AIMACHINE_KNOWN_HOSTS=%s PATH="%s:$PATH"
+
+then walk it (README, "Trying it on the simulator"):
+
+  aimachine plan %[5]s          # + create …, exit 0 (--detailed-exitcode: 2)
+  aimachine deploy %[5]s
+  aimachine verify %[5]s
+  aimachine destroy %[5]s --yes
+`, e.EnvFile, cat, kh, filepath.Dir(bin), vmName)
+	<-ctx.Done()
+	fmt.Fprintln(os.Stderr, "\n… stopping the simulator")
+	return nil
 }

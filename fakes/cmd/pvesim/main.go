@@ -93,6 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if f, ok := stdout.(*os.File); ok {
 		_ = f.Sync()
 	}
+	fmt.Fprintf(stderr, "pvesim: to point aimachine at this simulator, paste into another shell:\n  source %s\n  export AIMACHINE_CATALOG=YOUR-CATALOG.yml  # its VMs' cloud-init key must be %s.pub\n", e.EnvFile, e.SSHKeyFile)
 	<-ctx.Done()
 	log.Info("stopping")
 	if err := s.Close(); err != nil {

@@ -157,7 +157,12 @@ func (k *ctrCase) stats() simclient.APIStats {
 	return st.API
 }
 
-func (k *ctrCase) mutating() int { return k.stats().Mutating }
+// mutating counts the mutating API calls other than the run lease's own writes (the only
+// synchronous config PUTs aimachine sends; provision/internal/lease).
+func (k *ctrCase) mutating() int {
+	st := k.stats()
+	return st.Mutating - st.ByRoute["PUT /nodes/{node}/qemu/{vmid}/config"]
+}
 
 // mutatingCalls lists the mutating requests since the reset, for failure messages.
 func (k *ctrCase) mutatingCalls() []string {

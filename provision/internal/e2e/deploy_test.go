@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,12 +102,17 @@ func TestDeployPinsTheHostKeyAndReachesTheGuestOverSSH(t *testing.T) {
 		t.Fatalf("command over SSH: %q %v", out.Stdout, err)
 	}
 
-	before := s.API().Stats().Mutating
+	// The run lease's writes (synchronous config PUT, provision/internal/lease) are not changes.
+	changing := func() int {
+		st := s.API().Stats()
+		return st.Mutating - st.ByRoute["PUT /nodes/{node}/qemu/{vmid}/config"]
+	}
+	before := changing()
 	res, err = c.Deploy(ctx, cat, "vm-llm-aimachine", o)
 	if err != nil || res.Created || res.Summary.Changed != 0 {
 		t.Fatalf("second deploy: %+v %v", res, err)
 	}
-	if d := s.API().Stats().Mutating - before; d != 0 {
+	if d := changing() - before; d != 0 {
 		t.Fatalf("second deploy made %d mutating API calls", d)
 	}
 }
@@ -170,6 +176,7 @@ func TestSSHAuthFailureAfterCreateRollsBack(t *testing.T) {
 			o := provision.DeployOptions{SSH: sshOptions(t, e), KeepOnFailure: keep, AgentTimeout: 20 * time.Second, CloudInitTimeout: 20 * time.Second}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
+			khBefore, _ := os.ReadFile(o.SSH.KnownHostsFile)
 			res, err := c.Deploy(ctx, cat, "vm-llm-aimachine", o)
 			var te *provision.TaskError
 			if err == nil || !errors.As(err, &te) {
@@ -188,6 +195,15 @@ func TestSSHAuthFailureAfterCreateRollsBack(t *testing.T) {
 			}
 			if !errors.Is(cerr, pve.ErrNotFound) || !res.RolledBack || !strings.Contains(err.Error(), "rolled back") {
 				t.Fatalf("VM 140 must be gone after the rollback: config err=%v rolledBack=%v: %v", cerr, res.RolledBack, err)
+			}
+			// The rollback took back the host key it pinned: known_hosts is byte for byte as before.
+			if khAfter, _ := os.ReadFile(o.SSH.KnownHostsFile); string(khAfter) != string(khBefore) {
+				t.Fatalf("known_hosts after the rollback:\n%s\nwant as before:\n%s", khAfter, khBefore)
+			}
+			// The next deploy with the right key pins the new VM's key without --replace-host-key.
+			o.InfraOnly = true
+			if _, err := c.Deploy(ctx, testCatalog(t, e), "vm-llm-aimachine", o); err != nil {
+				t.Fatalf("deploy with the right key after the rollback: %v", err)
 			}
 		})
 	}
@@ -254,5 +270,89 @@ func TestDeployEndsWithTheGPUProof(t *testing.T) {
 	}
 	if st.Sessions > 4 {
 		t.Fatalf("converged re-run used %d SSH sessions, want at most 4 (facts, then the proof's facts and checks)", st.Sessions)
+	}
+}
+
+// A guest task that runs longer than the heartbeat interval reports heartbeats: elapsed time,
+// and what it waits for. The simulator's time scale shrinks every simulated duration, and the
+// interval shrinks with it (10s × scale), so the check counts events, it does not time them.
+func TestLongGuestTasksReportHeartbeats(t *testing.T) {
+	const scale = 0.01
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s, err := sim.Start(ctx, sim.Options{TimeScale: scale})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	env := s.Info().Env()
+	co, err := provision.ConnOptionsFromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := provision.Connect(ctx, co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := s.Info()
+	every := time.Duration(float64(provision.DefaultHeartbeat) * scale)
+	var mu sync.Mutex
+	var events []provision.Event
+	o := provision.DeployOptions{SSH: sshOptions(t, e), Heartbeat: every, Guest: provision.GuestOptions{ReportDir: t.TempDir()},
+		Reporter: provision.ReporterFunc(func(ev provision.Event) {
+			mu.Lock()
+			events = append(events, ev)
+			mu.Unlock()
+		})}
+	res, err := c.Deploy(ctx, testCatalog(t, e), "vm-llm-aimachine", o)
+	if res != nil && res.Runner != nil {
+		res.Runner.Close()
+	}
+	if err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	open := map[string]bool{}
+	beats := map[string]int{}
+	commandNamed, limitNamed, guestLimit := false, false, false
+	for _, ev := range events {
+		key := ev.Phase + ": " + ev.Task
+		switch {
+		case ev.Heartbeat:
+			if !open[key] {
+				t.Errorf("heartbeat of %q outside its run", key)
+			}
+			guestLimit = guestLimit || (ev.Phase == provision.PhaseGuest && ev.Limit > 0)
+			if ev.Elapsed < every || ev.Message == "" {
+				t.Errorf("heartbeat %+v: want elapsed ≥ %s and what it waits for", ev, every)
+			}
+			beats[key]++
+			commandNamed = commandNamed || (ev.Phase == provision.PhaseGuest && strings.Contains(ev.Message, "now running `"))
+			limitNamed = limitNamed || (strings.HasPrefix(ev.Task, "wait for the guest agent") && ev.Limit == 10*time.Minute)
+		case ev.Status == "":
+			open[key] = true
+		default:
+			delete(open, key)
+		}
+	}
+	t.Logf("heartbeats: %v", beats)
+	guestBeats := 0
+	for k, n := range beats {
+		if strings.HasPrefix(k, provision.PhaseGuest+": ") {
+			guestBeats += n
+		}
+	}
+	if guestBeats == 0 {
+		t.Fatalf("no heartbeat from a guest task (time scale %g, interval %s)", scale, every)
+	}
+	if !guestLimit {
+		t.Error("no guest heartbeat carries the bound of its wait (the apt lock wait: 10m)")
+	}
+	if !commandNamed {
+		t.Error("no guest heartbeat names the command it waits for")
+	}
+	if beats[provision.PhaseInfra+": wait for the guest agent of VM 140"] > 0 && !limitNamed {
+		t.Error("the guest agent wait's heartbeats do not carry its 10m limit")
 	}
 }

@@ -172,3 +172,37 @@ func runTask(ctx context.Context, t Task, o Options) (Status, string, error) {
 	}
 	return Changed, "", nil
 }
+
+// Checked is the read-only verdict on one task: done, or what Apply would do and why.
+type Checked struct {
+	Task string
+	Done bool
+	// Wait is a not-done task whose Apply only waits (Waiter): not a change.
+	Wait bool
+	// Why is the task's own message (Messenger) after its check, when it gives one.
+	Why string
+	// Err is a check that failed: Run would stop at this task.
+	Err error
+}
+
+// Check runs every task's Check and nothing else (no Apply): the plan of a run. A failed
+// check is recorded and the next tasks are still checked (their verdicts may then assume the
+// machine as it is, not as the failed task would leave it).
+func Check(ctx context.Context, tasks []Task) ([]Checked, error) {
+	var out []Checked
+	for _, t := range tasks {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		done, err := t.Check(ctx)
+		c := Checked{Task: t.Name(), Done: done && err == nil, Err: err}
+		if w, ok := t.(Waiter); ok && !c.Done && err == nil {
+			c.Wait = w.WaitOnly()
+		}
+		if m, ok := t.(Messenger); ok && err == nil {
+			c.Why = m.Message()
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}

@@ -106,3 +106,29 @@ func TestRunRecoversOnceFromALostConnection(t *testing.T) {
 		t.Fatalf("second loss must fail: %v", err)
 	}
 }
+
+// Check never applies: it reports each task's verdict and goes on after a failed check.
+func TestCheckOnlyObserves(t *testing.T) {
+	applied := 0
+	mk := func(name string, done bool, err error) Task {
+		return &fakeCheckTask{name: name, done: done, err: err, applied: &applied}
+	}
+	got, err := Check(context.Background(), []Task{mk("a", true, nil), mk("b", false, nil), mk("c", false, errors.New("boom")), mk("d", true, nil)})
+	if err != nil || applied != 0 || len(got) != 4 {
+		t.Fatalf("got %+v, err %v, %d applies", got, err, applied)
+	}
+	if !got[0].Done || got[1].Done || got[2].Err == nil || !got[3].Done {
+		t.Fatalf("verdicts %+v", got)
+	}
+}
+
+type fakeCheckTask struct {
+	name    string
+	done    bool
+	err     error
+	applied *int
+}
+
+func (f *fakeCheckTask) Name() string                        { return f.name }
+func (f *fakeCheckTask) Check(context.Context) (bool, error) { return f.done, f.err }
+func (f *fakeCheckTask) Apply(context.Context) error         { *f.applied++; return nil }

@@ -216,8 +216,8 @@ func (w *world) checkVLLMDefaults(t *testing.T, r guest.Runner, rep provision.Ve
 	if strings.Contains(string(tr), apiKey) || strings.Contains(events, apiKey) {
 		t.Errorf("the API key appears in the transcript or the events")
 	}
-	if !strings.Contains(string(tr), "-K -") {
-		t.Errorf("the transcript shows no curl -K - (the key sent on stdin)")
+	if !strings.Contains(string(tr), "--header @/etc/vllm/auth.header") {
+		t.Errorf("the transcript shows no curl --header @/etc/vllm/auth.header (the key read from a 0600 file)")
 	}
 }
 

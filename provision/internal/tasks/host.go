@@ -38,6 +38,9 @@ type Params struct {
 
 	// Progress, when set, receives "waiting for …" messages.
 	Progress func(task, msg string)
+	// Waiting, when set, receives the bound of each wait a task starts, and 0 when the wait
+	// ends (the task's heartbeats show it).
+	Waiting func(task string, limit time.Duration)
 }
 
 // GPUParams is what the guest must see.
@@ -201,7 +204,7 @@ func (h *Host) probes() map[string]string {
 		p["vllm_dirs"] = `stat -c '%U %n' /opt/vllm /opt/vllm/venv /opt/vllm/hf`
 		p["vllm_pip"] = `/opt/vllm/venv/bin/pip show vllm`
 		p["vllm_unit"] = `cat ` + vllmUnitPath
-		p["vllm_env"] = `cat ` + vllmEnvPath + ` && stat -c '%a %U' ` + vllmEnvPath
+		p["vllm_env"] = `cat ` + vllmEnvPath + ` && stat -c '%a %U' ` + vllmEnvPath + ` && echo ::header && cat ` + vllmAuthHeaderPath + ` && stat -c '%a %U' ` + vllmAuthHeaderPath
 		p["vllm_show"] = systemctlShow("vllm.service")
 		p["vllm_ready"] = h.vllmProbe()
 		p["vllm_applied"] = `cat ` + appliedPath("vllm")
@@ -231,6 +234,10 @@ func systemctlShow(unit string) string {
 // ctx and limit. what is a human description for progress and errors. A probe error ends the
 // wait at once.
 func (h *Host) poll(ctx context.Context, task, what string, limit time.Duration, probe func(ctx context.Context) (done bool, status string, err error)) error {
+	if h.P.Waiting != nil {
+		h.P.Waiting(task, limit)
+		defer h.P.Waiting(task, 0) // the bound ends with the wait
+	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	start := time.Now()

@@ -1,10 +1,13 @@
 package tasks
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/aimachine/aimachine/provision/internal/encode"
 )
 
 // Paths the guest phase owns.
@@ -14,6 +17,7 @@ const (
 	vllmVenv                = "/opt/vllm/venv"
 	vllmUnitPath            = "/etc/systemd/system/vllm.service"
 	vllmEnvPath             = "/etc/vllm/vllm.env"
+	vllmAuthHeaderPath      = "/etc/vllm/auth.header"
 	vllmLoopbackSocketPath  = "/etc/systemd/system/vllm-loopback.socket"
 	vllmLoopbackServicePath = "/etc/systemd/system/vllm-loopback.service"
 	ollamaDropInPath        = "/etc/systemd/system/ollama.service.d/override.conf"
@@ -75,6 +79,9 @@ func RenderVLLMUnit(v *VLLMParams) string {
 	if v.MaxModelLen > 0 {
 		args = append(args, "--max-model-len", strconv.Itoa(v.MaxModelLen))
 	}
+	for i, a := range args[1:] {
+		args[i+1] = execArg(a)
+	}
 	var b strings.Builder
 	b.WriteString(managed)
 	b.WriteString(`[Unit]
@@ -105,39 +112,53 @@ WantedBy=multi-user.target
 }
 
 // RenderVLLMEnv is /etc/vllm/vllm.env (mode 0600, root): the API key vLLM reads from
-// VLLM_API_KEY. Without a key it holds only a comment.
+// VLLM_API_KEY, as an EnvironmentFile= line systemd reads (no shell ever sources it). Without
+// a key it holds only a comment.
 func RenderVLLMEnv(v *VLLMParams) string {
 	s := managed
 	if v.APIKey != "" {
-		s += "VLLM_API_KEY=" + v.APIKey + "\n"
+		l, _ := encode.EnvFileLine("VLLM_API_KEY", v.APIKey) // "" when Validate would refuse it
+		s += l
 	}
 	return s
+}
+
+// RenderVLLMAuthHeader is /etc/vllm/auth.header (mode 0600, root): the Authorization header
+// the readiness probe sends with curl --header @FILE, so the key is never on a command line
+// and the probe never sources the environment file. Empty without a key.
+func RenderVLLMAuthHeader(v *VLLMParams) string {
+	if v.APIKey == "" {
+		return ""
+	}
+	l, _ := encode.HeaderLine("Authorization", "Bearer "+v.APIKey)
+	return l
 }
 
 // RenderVLLMLoopbackSocket listens on 127.0.0.1:<port> for the loopback proxy.
 func RenderVLLMLoopbackSocket(v *VLLMParams) string {
 	return managed + fmt.Sprintf(`[Unit]
-Description=vLLM API on 127.0.0.1:%[1]d (forwarded to %[2]s:%[1]d)
+Description=%[1]s
 
 [Socket]
-ListenStream=127.0.0.1:%[1]d
+ListenStream=%[2]s
 
 [Install]
 WantedBy=sockets.target
-`, v.Port, vllmHost(v))
+`, unitString(fmt.Sprintf("vLLM API on 127.0.0.1:%[1]d (forwarded to %[2]s:%[1]d)", v.Port, vllmHost(v))), unitString(net.JoinHostPort("127.0.0.1", strconv.Itoa(v.Port))))
 }
 
 // RenderVLLMLoopbackService forwards the loopback socket to vLLM's private address.
 func RenderVLLMLoopbackService(v *VLLMParams) string {
+	target := net.JoinHostPort(vllmHost(v), strconv.Itoa(v.Port))
 	return managed + fmt.Sprintf(`[Unit]
-Description=Forward 127.0.0.1:%[1]d to vLLM on %[2]s:%[1]d
+Description=%[1]s
 Requires=vllm-loopback.socket
 After=vllm-loopback.socket vllm.service
 
 [Service]
-ExecStart=%[3]s %[2]s:%[1]d
+ExecStart=%[2]s %[3]s
 DynamicUser=yes
-`, v.Port, vllmHost(v), socketProxyd)
+`, unitString(fmt.Sprintf("Forward 127.0.0.1:%d to vLLM on %s", v.Port, target)), socketProxyd, execArg(target))
 }
 
 // ollamaHost is OLLAMA_HOST: one address (the first bind, the VM's IP by default).
@@ -152,8 +173,97 @@ func ollamaHost(o *OllamaParams) string {
 // RenderOllamaDropIn is /etc/systemd/system/ollama.service.d/override.conf: install.sh
 // overwrites ollama.service on upgrade, so the configuration lives in a drop-in.
 func RenderOllamaDropIn(o *OllamaParams) string {
+	host, _ := encode.Environment("OLLAMA_HOST", ollamaHost(o))
+	models, _ := encode.Environment("OLLAMA_MODELS", o.ModelsDir)
 	return managed + fmt.Sprintf(`[Service]
-Environment="OLLAMA_HOST=%s"
-Environment="OLLAMA_MODELS=%s"
-`, ollamaHost(o), o.ModelsDir)
+Environment=%s
+Environment=%s
+`, host, models)
+}
+
+// execArg and unitString encode for the unit file; a value the encoders refuse (Validate
+// reports it before anything runs) is left out, never written raw.
+func execArg(s string) string {
+	out, _ := encode.ExecArg(s)
+	return out
+}
+
+func unitString(s string) string {
+	out, _ := encode.UnitString(s)
+	return out
+}
+
+// Validate checks that every value the guest phase writes into the guest can be carried by
+// the sink it goes to (shell, unit file, environment file, HTTP header), so that a refused
+// value stops the run before the first command, with the field named.
+func (p *Params) Validate() error {
+	var errs []error
+	check := func(field string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+		}
+	}
+	if v := p.VLLM; v != nil {
+		_, err := encode.ExecArg(v.Model)
+		check("services.vllm.model", err)
+		for _, b := range v.Binds {
+			_, err := encode.ExecArg(b)
+			check("services.vllm.bind", err)
+		}
+		_, err = encode.Shell(v.Version)
+		check("services.vllm.version", err)
+		if v.APIKey != "" {
+			check("the vLLM API key", ValidateAPIKey(v.APIKey))
+		}
+	}
+	if o := p.Ollama; o != nil {
+		_, err := encode.Environment("OLLAMA_HOST", ollamaHost(o))
+		check("services.ollama.bind", err)
+		_, err = encode.Environment("OLLAMA_MODELS", o.ModelsDir)
+		check("services.ollama.models_dir", err)
+		_, err = encode.Shell(o.ModelsDir)
+		check("services.ollama.models_dir", err)
+		_, err = encode.Shell(o.Version)
+		check("services.ollama.version", err)
+	}
+	return errors.Join(errs...)
+}
+
+// MaxAPIKey is the longest API key accepted (bytes).
+const MaxAPIKey = 4096
+
+// ValidateAPIKey says whether a vLLM API key can travel: into the environment file vLLM reads
+// (encode.EnvFileLine), into the Authorization header clients send (encode.HeaderLine), and
+// as printable ASCII — vLLM compares the header Starlette decodes as Latin-1 with
+// "Bearer "+key (vllm/entrypoints/openai/api_server.py), so a non-ASCII key never matches.
+// The error never holds the key.
+func ValidateAPIKey(key string) error {
+	if _, err := encode.EnvFileLine("VLLM_API_KEY", key); err != nil {
+		return err
+	}
+	if _, err := encode.HeaderLine("Authorization", "Bearer "+key); err != nil {
+		return err
+	}
+	if len(key) > MaxAPIKey {
+		return fmt.Errorf("it is %d bytes long, more than %d: HTTP servers cap request headers (h11, which uvicorn can serve vLLM with, refuses heads over 16 KiB)", len(key), MaxAPIKey)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] > 0x7e {
+			return fmt.Errorf("it holds a non-ASCII character (at byte %d): vLLM compares the Authorization header, which HTTP carries as Latin-1, so the key would never match (hint: use printable ASCII, e.g. openssl rand -hex 32)", i)
+		}
+	}
+	return nil
+}
+
+// Secrets are the strings to redact from transcripts and messages: the API key and every form
+// in which the guest files hold it (the escaped environment-file line, the header line).
+func (p *Params) Secrets() []string {
+	if p.VLLM == nil || p.VLLM.APIKey == "" {
+		return nil
+	}
+	out := []string{p.VLLM.APIKey}
+	if l, err := encode.EnvFileLine("VLLM_API_KEY", p.VLLM.APIKey); err == nil {
+		out = append(out, strings.TrimSuffix(l, "\n"))
+	}
+	return out
 }

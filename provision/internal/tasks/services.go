@@ -2,12 +2,15 @@ package tasks
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -67,7 +70,8 @@ func (u unitState) enabled() bool { return u["UnitFileState"] == "enabled" }
 // after a failure between writing a file and restarting still restarts it once.
 func appliedPath(unit string) string { return "/var/lib/aimachine/" + unit + ".applied" }
 
-// serviceConfig is what a running service must have been started with.
+// serviceConfig is what a running service must have been started with (it includes the API
+// key: it is only ever stored keyed and salted, see appliedMarker).
 func (h *Host) serviceConfig(unit string) string {
 	var parts []string
 	switch unit {
@@ -78,8 +82,36 @@ func (h *Host) serviceConfig(unit string) string {
 		o := h.P.Ollama
 		parts = []string{o.Version, RenderOllamaDropIn(o)}
 	}
-	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	return hex.EncodeToString(sum[:]) + "\n"
+	return strings.Join(parts, "\x00")
+}
+
+// appliedMarker is the content of appliedPath: a random salt and HMAC-SHA256(salt, config),
+// so the marker (a root file, mode 0600) holds nothing from which the API key could be
+// recovered or recognised by comparing unsalted hashes.
+func (h *Host) appliedMarker(unit string) string {
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	return appliedLine(salt, h.serviceConfig(unit))
+}
+
+func appliedLine(salt []byte, config string) string {
+	m := hmac.New(sha256.New, salt)
+	m.Write([]byte(config))
+	return "hmac-sha256 " + hex.EncodeToString(salt) + " " + hex.EncodeToString(m.Sum(nil)) + "\n"
+}
+
+// appliedMatches says whether the marker read from the guest was written for the current
+// configuration.
+func (h *Host) appliedMatches(unit, marker string) bool {
+	f := strings.Fields(marker)
+	if len(f) != 3 || f[0] != "hmac-sha256" {
+		return false
+	}
+	salt, err := hex.DecodeString(f[1])
+	if err != nil || len(salt) == 0 {
+		return false
+	}
+	return hmac.Equal([]byte(appliedLine(salt, h.serviceConfig(unit))), []byte(strings.TrimSpace(marker)+"\n"))
 }
 
 // serviceTask keeps a unit enabled and running, restarting it once when its configuration
@@ -96,7 +128,7 @@ func (h *Host) serviceTask(unit, fact string) engine.Task {
 			if err != nil {
 				return false, err
 			}
-			return u.enabled() && u.started() && !h.restart[unit] && applied.Out == h.serviceConfig(unit), nil
+			return u.enabled() && u.started() && !h.restart[unit] && h.appliedMatches(unit, applied.Out), nil
 		},
 		apply: func(ctx context.Context) error {
 			u, err := h.unit(ctx, fact)
@@ -108,7 +140,7 @@ func (h *Host) serviceTask(unit, fact string) engine.Task {
 				verb = "restart"
 			}
 			if u.started() && !h.restart[unit] {
-				if applied, _ := h.Fact(ctx, unit+"_applied"); applied.Out == h.serviceConfig(unit) {
+				if applied, _ := h.Fact(ctx, unit+"_applied"); h.appliedMatches(unit, applied.Out) {
 					verb = "start" // only enabling was missing
 				}
 			}
@@ -117,7 +149,7 @@ func (h *Host) serviceTask(unit, fact string) engine.Task {
 				j, _ := h.Root(ctx, "journalctl -u "+unit+".service -n 40 --no-pager")
 				return engine.Fail(fmt.Errorf("systemctl %s %s: %w", verb, unit, err), "read the journal lines above", strings.TrimSpace(res.Stdout+res.Stderr+"\n"+j.Stdout))
 			}
-			if err := h.R.Put(ctx, appliedPath(unit), 0o644, []byte(h.serviceConfig(unit))); err != nil {
+			if err := h.R.Put(ctx, appliedPath(unit), 0o600, []byte(h.appliedMarker(unit))); err != nil {
 				return err
 			}
 			delete(h.restart, unit)
@@ -143,19 +175,27 @@ func (h *Host) vllmTasks() []engine.Task {
 	return ts
 }
 
+// envFileTask writes the files holding the API key, root-owned and 0600: the environment file
+// systemd reads for vLLM and the header file the readiness probe hands to curl.
 func (h *Host) envFileTask() engine.Task {
 	v := h.P.VLLM
+	want := func() string {
+		return RenderVLLMEnv(v) + "600 root\n::header\n" + RenderVLLMAuthHeader(v) + "600 root\n"
+	}
 	return &task{
-		name: "write " + vllmEnvPath + " (API key, mode 0600)",
+		name: "write " + vllmEnvPath + " and " + vllmAuthHeaderPath + " (API key, mode 0600)",
 		check: func(ctx context.Context) (bool, error) {
 			f, err := h.Fact(ctx, "vllm_env")
 			if err != nil {
 				return false, err
 			}
-			return f.RC == 0 && f.Out == RenderVLLMEnv(v)+"600 root\n", nil
+			return f.RC == 0 && f.Out == want(), nil
 		},
 		apply: func(ctx context.Context) error {
 			if err := h.R.Put(ctx, vllmEnvPath, 0o600, []byte(RenderVLLMEnv(v))); err != nil {
+				return err
+			}
+			if err := h.R.Put(ctx, vllmAuthHeaderPath, 0o600, []byte(RenderVLLMAuthHeader(v))); err != nil {
 				return err
 			}
 			h.restart["vllm"] = true
@@ -262,15 +302,15 @@ func (h *Host) vllmLoopbackTask() engine.Task {
 }
 
 // vllmProbe is a read-only script: HTTP codes of /health on every bind, /v1/models with the
-// key (sent through curl's config on stdin, never on a command line), and the unit's state.
+// key (curl reads the Authorization header from the 0600 header file: the key is never on a
+// command line, and no shell reads the environment file), and the unit's state.
 func (h *Host) vllmProbe() string {
 	var b strings.Builder
-	b.WriteString("set -a; [ -r " + vllmEnvPath + " ] && . " + vllmEnvPath + "; set +a\n")
 	for _, addr := range h.vllmAddrs() {
-		fmt.Fprintf(&b, "printf 'health %s %%s\\n' \"$(curl -s -o /dev/null -w '%%{http_code}' --max-time 5 http://%s/health)\"\n", addr, addr)
+		fmt.Fprintf(&b, "printf 'health %%s %%s\\n' %s \"$(curl -s -o /dev/null -w '%%{http_code}' --max-time 5 %s)\"\n", guest.Quote(addr), guest.Quote("http://"+addr+"/health"))
 	}
 	addr := h.vllmAddrs()[0]
-	fmt.Fprintf(&b, "echo '::models'; if [ -n \"$VLLM_API_KEY\" ]; then printf 'header = \"Authorization: Bearer %%s\"\\n' \"$VLLM_API_KEY\" | curl -s --max-time 5 -K - http://%s/v1/models; else curl -s --max-time 5 http://%s/v1/models; fi; echo\n", addr, addr)
+	fmt.Fprintf(&b, "echo '::models'; curl -s --max-time 5 --header @%s %s; echo\n", vllmAuthHeaderPath, guest.Quote("http://"+addr+"/v1/models"))
 	b.WriteString("echo '::show'; " + systemctlShow("vllm.service") + "\n")
 	return b.String()
 }
@@ -517,21 +557,22 @@ func (h *Host) ollamaDirTask() engine.Task {
 	}
 }
 
+// parentDir is the directory the ollama user also gets: the parent of the models directory
+// when that parent is an application directory directly under /opt or /srv (the default
+// /opt/ollama/models gives /opt/ollama), else the models directory itself — never a system or
+// home directory (a models_dir of /etc/models must not hand /etc to the ollama user).
 func parentDir(p string) string {
-	i := strings.LastIndex(strings.TrimRight(p, "/"), "/")
-	if i <= 0 {
-		return p
+	p = path.Clean(p)
+	d := path.Dir(p)
+	if top := path.Dir(d); (top == "/opt" || top == "/srv") && d != top {
+		return d
 	}
-	d := p[:i]
-	if d == "/opt" || d == "/usr" || d == "/var" || d == "/srv" || d == "" {
-		return p
-	}
-	return d
+	return p
 }
 
 func (h *Host) ollamaProbe() string {
 	o := h.P.Ollama
-	return "journalctl -u ollama.service -b --no-pager -o cat | grep 'msg=\"inference compute\"' | tail -n 3; echo '::api'; curl -s --max-time 5 http://" + ollamaHost(o) + "/api/version; echo; echo '::show'; " + systemctlShow("ollama.service")
+	return "journalctl -u ollama.service -b --no-pager -o cat | grep 'msg=\"inference compute\"' | tail -n 3; echo '::api'; curl -s --max-time 5 " + guest.Quote("http://"+ollamaHost(o)+"/api/version") + "; echo; echo '::show'; " + systemctlShow("ollama.service")
 }
 
 func parseOllamaProbe(out string) (OllamaCompute, string, unitState) {

@@ -47,7 +47,7 @@ func (h *Host) verifyScript() string {
 		"cuda_sample": `d=$(mktemp -d /tmp/aimachine-verify.XXXXXX) && cat > "$d/add.cu" <<'EOF'` + "\n" + cudaSample + "EOF\n" + `/usr/local/cuda/bin/nvcc -o "$d/add" "$d/add.cu" && "$d/add"; rc=$?; rm -rf "$d"; exit $rc`,
 	}
 	if o := h.P.Ollama; o != nil {
-		env := "OLLAMA_HOST=" + ollamaHost(o) + " "
+		env := "OLLAMA_HOST=" + guest.Quote(ollamaHost(o)) + " "
 		probes["ollama_version_live"] = env + `ollama --version`
 		probes["ollama_list"] = env + `ollama list`
 	}
