@@ -49,6 +49,11 @@ func TestALiveLeaseRefusesTheRunNamingItsHolder(t *testing.T) {
 	if d := e.mutating() - before; d != 0 {
 		t.Fatalf("the refused run changed %d things", d)
 	}
+	// The plan says who holds the VM.
+	p, err := e.c.Plan(context.Background(), e.cat, vm140)
+	if err != nil || !strings.Contains(p.String(), "in use: run 20261205T200000-beef on host other-host") {
+		t.Fatalf("plan does not name the lease holder: %v\n%s", err, p)
+	}
 	// Destroy is refused the same way.
 	_, err = e.c.Destroy(context.Background(), e.cat, vm140, DestroyOptions{KnownHostsFile: e.kh})
 	if !errors.As(err, &he) || !e.vmExists(140) {
