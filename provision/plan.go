@@ -11,8 +11,8 @@ import (
 	"github.com/aimachine/aimachine/catalog"
 	"github.com/aimachine/aimachine/provision/guest"
 	"github.com/aimachine/aimachine/provision/internal/engine"
-	"github.com/aimachine/aimachine/provision/internal/tasks"
 	"github.com/aimachine/aimachine/provision/internal/lease"
+	"github.com/aimachine/aimachine/provision/internal/tasks"
 )
 
 // Action kinds of a Plan.
