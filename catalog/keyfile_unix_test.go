@@ -3,11 +3,13 @@
 package catalog
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestKeyFileRefusesWhatIsNotARegularFile: a device would be read forever (/dev/zero) and a
@@ -50,5 +52,25 @@ vms:
 	}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "fifo.yml:6:51: vms[0].cloud_init.ssh_keys[0].file: public key file "+fifo+" is a FIFO") {
 		t.Errorf("Validate: %v", err)
+	}
+}
+
+// TestKeyFileReadHasADeadline: a read that never returns (a hung network mount) ends the
+// check with an error naming the file; the reader is left to finish on its own.
+func TestKeyFileReadHasADeadline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "key.pub")
+	if err := os.WriteFile(path, []byte(testKey(t)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	oldRead, oldTimeout := readAll, keyFileTimeout
+	t.Cleanup(func() { readAll, keyFileTimeout = oldRead, oldTimeout })
+	readAll = func(r io.Reader) ([]byte, error) { <-release; return nil, io.ErrUnexpectedEOF }
+	keyFileTimeout = 10 * time.Millisecond
+	k := SSHKey{File: path}
+	_, err := k.Resolve()
+	if err == nil || !strings.Contains(err.Error(), "public key file "+path+": no answer after 10ms (a hung network mount?)") {
+		t.Errorf("got %v", err)
 	}
 }

@@ -41,8 +41,12 @@ const (
 	KeyFileTimeout = 5 * time.Second
 )
 
-// keyFileTimeout is KeyFileTimeout; tests shorten it.
-var keyFileTimeout = KeyFileTimeout
+// keyFileTimeout is KeyFileTimeout and readAll is io.ReadAll; tests replace them (a read
+// that never returns).
+var (
+	keyFileTimeout = KeyFileTimeout
+	readAll        = io.ReadAll
+)
 
 // readKeyFile reads a public key file: a regular file only (a device such as /dev/zero,
 // a FIFO or a socket is refused at once, without reading), at most MaxKeyFileBytes, within
@@ -75,7 +79,7 @@ func readKeyFile(path string, timeout time.Duration) ([]byte, error) {
 	done := make(chan result, 1)
 	go func() {
 		defer f.Close()
-		data, err := io.ReadAll(io.LimitReader(f, MaxKeyFileBytes+1))
+		data, err := readAll(io.LimitReader(f, MaxKeyFileBytes+1))
 		done <- result{data, err}
 	}()
 	timer := time.NewTimer(timeout)

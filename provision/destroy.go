@@ -47,7 +47,14 @@ func (c *Client) Destroy(ctx context.Context, cat *catalog.Catalog, vmName strin
 	r.rep, stopBeats = withHeartbeat(r.rep, o.Heartbeat)
 	defer stopBeats()
 	st, err := r.inspect(ctx)
+	if err == nil && st.exists && st.cfg["lock"] == "create" {
+		// A create in progress (real PVE's config is only "lock: create" until it ends).
+		if err = r.waitCreate(ctx); err == nil {
+			st, err = r.inspect(ctx)
+		}
+	}
 	if err != nil {
+		res.Summary = r.summary
 		return res, err
 	}
 	if !st.exists {
@@ -60,12 +67,6 @@ func (c *Client) Destroy(ctx context.Context, cat *catalog.Catalog, vmName strin
 		r.report(task, StatusFailed, err.Err.Error()+" (hint: "+err.Hint+")", 0)
 		res.Summary = r.summary
 		return res, err
-	}
-	if st.cfg["lock"] == "create" {
-		if err := r.waitCreate(ctx); err != nil {
-			res.Summary = r.summary
-			return res, err
-		}
 	}
 	if err := r.acquireLease(ctx, st.cfg); err != nil {
 		res.Summary = r.summary

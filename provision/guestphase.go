@@ -250,11 +250,33 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 	if errors.As(err, &f) {
 		te.Task, te.Err, te.Hint, te.Log = f.Task, f.Err, f.Hint, guest.RedactAll(f.Log, secrets)
 	}
+	// A connection that dropped and did not come back is the cause, whatever the task that
+	// was running guessed from its half-finished output.
+	if te.Hint == "" || errors.Is(err, guest.ErrConnectionLost) {
+		if h := guestHint(err, vm); h != "" {
+			te.Hint = h
+		}
+	}
 	failure := fmt.Sprintf("task: %s\nerror: %v\nhint: %s\n\n%s\n", te.Task, te.Err, te.Hint, te.Log)
 	if dir, werr := writeBundle(opts, vm.Name, tr.String(), guest.RedactAll(failure, secrets)); werr == nil {
 		te.Bundle = dir
 	}
 	return sum, te
+}
+
+// guestHint names the cause of a guest-phase failure that no task explained.
+func guestHint(err error, vm *catalog.VM) string {
+	switch {
+	case errors.Is(err, guest.ErrHostKey):
+		return "" // its message says what to do
+	case errors.Is(err, guest.ErrConnectionLost):
+		return fmt.Sprintf("the SSH connection to VM %d (%s) dropped during the task and did not come back: the VM may have rebooted, crashed or run out of memory "+
+			"(check `qm status %d` and the console on the node, and `journalctl -b -1` in the VM), or the network path or jump host went away; "+
+			"the VM is kept: re-run the deploy once it answers again (it converges)", vm.ID, vm.IP(), vm.ID)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "the guest phase ran out of time; re-run the deploy (it converges) or raise the timeout"
+	}
+	return ""
 }
 
 // writeBundle writes reports/<vm>-<run>/transcript.log (and failure.txt).

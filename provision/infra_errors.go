@@ -23,6 +23,13 @@ func hintFor(err error, vmid int) string {
 		return "check the catalog's gpu.pci_address against `lspci -nn` on the host (or the PCI mapping in Datacenter → Resource Mappings)"
 	case errors.Is(err, pve.ErrNoIOMMU):
 		return iommuHint
+	case errors.Is(err, pve.ErrVFIOBind):
+		return "the host could not hand the GPU to vfio-pci: a host driver (nvidia, nouveau, or snd_hda_intel for its audio function) or another device of its IOMMU group holds it. " +
+			"Bind its ids to vfio-pci at boot (echo 'options vfio-pci ids=VENDOR:DEVICE,…' > /etc/modprobe.d/vfio.conf, blacklist nouveau/nvidia, update-initramfs -u -k all, reboot) " +
+			"and check that `lspci -nnk -s 01:00` shows 'Kernel driver in use: vfio-pci' for every function"
+	case errors.Is(err, pve.ErrStartTimeout):
+		return fmt.Sprintf("QEMU did not come up within the start timeout: with a GPU passed through, all guest memory is allocated and pinned before the VM runs, which is slow when the host is short of free memory. "+
+			"Free memory on the node (stop other VMs, drop caches), lower memory_mb in the catalog, or start VM %d once by hand with a longer timeout (qm start %d --timeout 300), then re-run", vmid, vmid)
 	case errors.Is(err, pve.ErrRootOnlyHostPCI):
 		return "use a cluster PCI mapping (gpu.mapping in the catalog) or authenticate as root@pam with " + EnvUsername + "/" + EnvPassword
 	case errors.Is(err, pve.ErrLocked):

@@ -91,7 +91,7 @@ func (r *run) preflight(ctx context.Context, create, checkGPU bool) error {
 			return err
 		}
 		for _, vol := range []struct{ id, what, hint string }{
-			{s.image, "cloud image", "import it on the node: download noble-server-cloudimg-amd64.img (a qcow2 image) and store it as import/noble-server-cloudimg-amd64.qcow2 on the storage (content 'import' enabled; PVE accepts only .ova, .ovf, .qcow2, .raw and .vmdk there)"},
+			{s.image, "cloud image", imageHint(s.node, s.image)},
 			{s.iso, "installer ISO", "upload the ISO to the storage"},
 			{s.vendor, "vendor_data snippet", "put the snippet in the storage's snippets/ directory and enable the 'snippets' content type"},
 		} {
@@ -156,6 +156,15 @@ func (r *run) storageFits(ctx context.Context) error {
 		r.note("preflight: storage", fmt.Sprintf("the %d GiB disk is larger than the %s free on thin storage %q: it fills as the guest writes", s.vm.Disk.SizeGB, gib(st.Avail), storage))
 	}
 	return nil
+}
+
+// imageHint says how to put the cloud image volid on the node with Proxmox's own API.
+func imageHint(node, volid string) string {
+	storage, path, _ := strings.Cut(volid, ":")
+	name := strings.TrimPrefix(path, "import/")
+	return fmt.Sprintf("download it to the node under this name (Ubuntu's .img is a qcow2 disk; Proxmox's import content takes only .ova .ovf .qcow2 .raw .vmdk): "+
+		"pvesh create /nodes/%s/storage/%s/download-url --content import --url https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img --filename %s "+
+		"(storage %s needs the 'import' content type; README: 'Putting the cloud image on the host')", node, storage, name, storage)
 }
 
 func hasStorage(rs []pve.Resource, node, name string) bool {

@@ -11,6 +11,7 @@ import (
 	"github.com/aimachine/aimachine/catalog"
 	"github.com/aimachine/aimachine/provision/guest"
 	"github.com/aimachine/aimachine/provision/internal/engine"
+	"github.com/aimachine/aimachine/provision/internal/lease"
 	"github.com/aimachine/aimachine/provision/internal/tasks"
 )
 
@@ -39,6 +40,9 @@ type Plan struct {
 	// Preflight is the preflight failure Deploy would stop at (nil when the checks pass or
 	// are not needed).
 	Preflight error
+	// LeasedBy names the run that holds the VM's run lease now ("" when none): a deploy
+	// started now would be refused unless that lease ends, expires or is forced.
+	LeasedBy string
 }
 
 // Action is one planned change.
@@ -88,6 +92,9 @@ func (p *Plan) String() string {
 	if p.Preflight != nil {
 		fmt.Fprintf(&b, "  preflight would fail: %v\n", p.Preflight)
 	}
+	if p.LeasedBy != "" {
+		fmt.Fprintf(&b, "  in use: %s\n", p.LeasedBy)
+	}
 	fmt.Fprintf(&b, "%d to change\n", p.Changes())
 	return b.String()
 }
@@ -119,6 +126,9 @@ func (c *Client) Plan(ctx context.Context, cat *catalog.Catalog, vmName string) 
 		return p, nil
 	}
 	p.Running = st.status.Running()
+	if l, ok := lease.Parse(st.cfg["description"]); ok {
+		p.LeasedBy = fmt.Sprintf("%s, lease until %s", l, l.Expires.UTC().Format(time.RFC3339))
+	}
 	if len(st.changes) > 0 {
 		a := Action{Kind: ActionConfigure, Summary: fmt.Sprintf("VM %d: %d config keys", s.vmid, len(st.changes))}
 		for _, ch := range st.changes {

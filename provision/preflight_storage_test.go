@@ -79,3 +79,22 @@ func TestPreflightCountsWhatOtherVolumesUse(t *testing.T) {
 		t.Fatalf("thin storage refused: %v", err)
 	}
 }
+
+// A missing cloud image is named with the command that puts it there under the name real
+// PVE accepts (the API's download-url, content import, a .qcow2 file name).
+func TestPreflightMissingImageSaysHowToDownloadIt(t *testing.T) {
+	e := newEnv(t, withTopology(func(t *fakepve.Topology) {
+		for i := range t.Storages {
+			t.Storages[i].Volumes = nil
+		}
+	}))
+	_, err := e.c.Deploy(context.Background(), e.cat, vm140, e.opts())
+	var te *TaskError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), `cloud image "local:import/noble-server-cloudimg-amd64.qcow2" is not on node "pve"`) {
+		t.Fatalf("err = %v", err)
+	}
+	want := "pvesh create /nodes/pve/storage/local/download-url --content import --url https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img --filename noble-server-cloudimg-amd64.qcow2"
+	if !strings.Contains(te.Hint, want) {
+		t.Errorf("hint %q\nlacks %q", te.Hint, want)
+	}
+}

@@ -117,6 +117,8 @@ func (r *run) acquireLease(ctx context.Context, cfg pve.Config) error {
 			s.vmid, s.node, s.vmid, s.vmid)
 	case errors.As(err, &le):
 		te.Hint = fmt.Sprintf("a PVE task (%s) holds VM %d; wait for it to finish and re-run (`qm unlock %d` only when no task runs)", le.Lock, s.vmid, s.vmid)
+	case errors.Is(err, lease.ErrGone):
+		te.Hint = fmt.Sprintf("VM %d was deleted after this run read it (another run, a destroy, or someone on the node); nothing was changed: re-run to create it", s.vmid)
 	default:
 		te.Hint = hintFor(err, s.vmid)
 	}

@@ -49,6 +49,11 @@ func TestALiveLeaseRefusesTheRunNamingItsHolder(t *testing.T) {
 	if d := e.mutating() - before; d != 0 {
 		t.Fatalf("the refused run changed %d things", d)
 	}
+	// The plan says who holds the VM.
+	p, err := e.c.Plan(context.Background(), e.cat, vm140)
+	if err != nil || !strings.Contains(p.String(), "in use: run 20261205T200000-beef on host other-host") {
+		t.Fatalf("plan does not name the lease holder: %v\n%s", err, p)
+	}
 	// Destroy is refused the same way.
 	_, err = e.c.Destroy(context.Background(), e.cat, vm140, DestroyOptions{KnownHostsFile: e.kh})
 	if !errors.As(err, &he) || !e.vmExists(140) {
@@ -152,5 +157,23 @@ func TestStartOfARunningVMIsNotAFailure(t *testing.T) {
 	already, err := r.start(ctx)
 	if err != nil || !already {
 		t.Fatalf("start of a running VM: already=%v err=%v", already, err)
+	}
+}
+
+// A destroy that meets a create in progress waits for it, then destroys (or, when the create
+// failed and PVE removed the config, finds nothing).
+func TestDestroyWaitsForACreateInProgress(t *testing.T) {
+	e := newEnv(t)
+	e.mustDeploy(vm140)
+	if err := e.srv.SetLock(140, "create"); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		e.srv.SetLock(140, "")
+	}()
+	res, err := e.c.Destroy(context.Background(), e.cat, vm140, DestroyOptions{KnownHostsFile: e.kh, Lease: LeaseOptions{LockWait: 30 * time.Second}})
+	if err != nil || !res.Deleted || e.vmExists(140) {
+		t.Fatalf("destroy after the create ended: %+v %v", res, err)
 	}
 }

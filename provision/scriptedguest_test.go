@@ -51,6 +51,10 @@ type scriptedGuest struct {
 	vllmOOM    bool
 	dropOn     string // drop the connection on the next command containing this
 	connected  bool
+	// nouveauStays: the blacklist does not reach the initramfs, nouveau holds the GPU after a reboot too.
+	nouveauStays bool
+	// reconnectErr: the VM does not answer SSH again after a drop.
+	reconnectErr error
 }
 
 func newScriptedGuest() *scriptedGuest {
@@ -71,6 +75,9 @@ func (g *scriptedGuest) Close() error       { return nil }
 func (g *scriptedGuest) Reconnect(ctx context.Context) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.reconnectErr != nil {
+		return g.reconnectErr
+	}
 	g.connected = true
 	g.stats.Connections++
 	g.stats.Reconnects++
@@ -187,7 +194,7 @@ func (g *scriptedGuest) exec(cmd string) (string, string, int) {
 	case strings.Contains(cmd, "systemctl reboot"):
 		g.bootID++
 		g.loaded = map[string]bool{}
-		g.nouveau = false // the driver packages blacklist it
+		g.nouveau = g.nouveauStays // the driver packages blacklist it
 		return "", "", -1
 	case strings.Contains(cmd, "cuda-keyring"):
 		g.pkgs["cuda-keyring"] = true

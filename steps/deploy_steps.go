@@ -234,7 +234,7 @@ func (w *World) theCloudImageIsAvailable(ctx context.Context) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("the cloud image %s is not on storage %s of node %s (hint: download noble-server-cloudimg-amd64.img and store it as import/noble-server-cloudimg-amd64.qcow2 on that storage)", volid, storage, vm.Node)
+	return fmt.Errorf("the cloud image %s is not on storage %s of node %s (hint: download Ubuntu's noble-server-cloudimg-amd64.img into the storage's import content under a .qcow2 name: README, 'Putting the cloud image on the host')", volid, storage, vm.Node)
 }
 
 func (w *World) theCatalogIncludes(name string) error {

@@ -107,8 +107,8 @@ func register(sc *godog.ScenarioContext) *World {
 		if errors.Is(refused, errLiveRefused) {
 			return ctx, refused // even the catalog-only scenario: @live was asked for, no live target
 		}
-		if hasTag(s, "@catalog") {
-			return ctx, nil // scenario 9 reads the catalog only
+		if hasTag(s, "@catalog") || hasTag(s, "@offline") {
+			return ctx, nil // scenario 9 and the @offline scenarios read files and use loopback only
 		}
 		suite.mu.Lock()
 		t, err, failed, tags := suite.t, suite.err, suite.failed, suite.tags
@@ -155,6 +155,8 @@ func register(sc *godog.ScenarioContext) *World {
 	w.registerOperatorSteps(sc)
 	w.registerReadinessSteps(sc)
 	w.registerModelSteps(sc)
+	w.registerLeaseSteps(sc)
+	w.registerHostileSteps(sc)
 	return w
 }
 

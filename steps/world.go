@@ -70,6 +70,8 @@ type World struct {
 	operatorState // features/operator_experience.feature
 	// host readiness (features/host_readiness.feature)
 	rd readinessState
+	// run lease (features/run_lease.feature)
+	lease *leaseRun
 }
 
 // runRecord is one deploy for the evidence record.
@@ -144,6 +146,10 @@ func (w *World) closeRunner() {
 
 // cleanup runs after the scenario.
 func (w *World) cleanup() {
+	if w.lease != nil {
+		w.lease.finish(5 * time.Minute) // a run held in progress by a failed scenario
+		w.lease = nil
+	}
 	w.closeRunner()
 	if w.tmp != "" {
 		_ = os.RemoveAll(w.tmp)

@@ -77,6 +77,17 @@ func TestCatalogValidateInvalidFiles(t *testing.T) {
 		{"invalid-duplicate-id.yaml", []string{
 			":31:9: vms[1].id: id 140 is already used by vms[0] (vm-llm-aimachine)",
 		}},
+		// issue 10: an image volume real PVE refuses, at file:line:col with the fix.
+		{"invalid-image-img.yaml", []string{
+			`:18:20: vms[0].image.cloud_image: got "local:import/x.img": an Ubuntu .img cloud image is a qcow2 disk`,
+			"store it as x.qcow2 under import/",
+			"set cloud_image: local:import/x.qcow2",
+		}},
+		// issue 17: a 4 KB merge-key bomb is measured, not expanded (catalog.TestMergeBombIsMeasuredNotExpanded counts the work).
+		{"invalid-merge-bomb.yaml", []string{
+			":3:1: the catalog expands to more than 100000 YAML values through its aliases and merge keys",
+			"invalid-merge-bomb.yaml: 1 error",
+		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			path := filepath.Join("..", "..", "catalog", "testdata", tc.file)

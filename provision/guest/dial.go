@@ -504,7 +504,7 @@ func (c *client) current() (*ssh.Client, error) {
 		return nil, errors.New("ssh: runner closed")
 	}
 	if c.conn == nil {
-		return nil, fmt.Errorf("%w: not connected to %s (hint: Reconnect)", ErrConnectionLost, c.cfg.Addr)
+		return nil, fmt.Errorf("%w: not connected to %s (the connection dropped and was not re-established)", ErrConnectionLost, c.cfg.Addr)
 	}
 	return c.conn, nil
 }

@@ -24,8 +24,14 @@ var (
 	ErrPCIBusy         = errors.New("PCI device in use")
 	ErrPCIMissing      = errors.New("PCI device not found")
 	ErrNoIOMMU         = errors.New("IOMMU not present")
-	ErrAuth            = errors.New("authentication or permission failed")
-	ErrInvalid         = errors.New("parameter verification failed")
+	// ErrVFIOBind: the host could not hand a PCI device to vfio-pci at start (qemu-server
+	// PCI.pm prepare_pci_device: "can't unbind/bind PCI group to VFIO '<id>'").
+	ErrVFIOBind = errors.New("cannot bind PCI device to vfio-pci")
+	// ErrStartTimeout: QEMU did not come up within vm_start's timeout (qemu-server
+	// QemuServer.pm vm_start: "start failed: command '…kvm…' failed: got timeout").
+	ErrStartTimeout = errors.New("QEMU start timed out")
+	ErrAuth         = errors.New("authentication or permission failed")
+	ErrInvalid      = errors.New("parameter verification failed")
 	// ErrModified is a config write refused because the digest sent is not the config's any
 	// more: another writer came first (update_vm_api's "checksum mismatch").
 	ErrModified = errors.New("config changed by another writer")
@@ -99,6 +105,8 @@ var rules = []struct {
 	{regexp.MustCompile(`already in use by (running )?VMID|currently reserved for use by VMID|could not find a free device`), ErrPCIBusy},
 	{regexp.MustCompile(`no PCI device found|PCI device mapping not found|PCI device mapping invalid`), ErrPCIMissing},
 	{regexp.MustCompile(`IOMMU not present`), ErrNoIOMMU},
+	{regexp.MustCompile(`can't unbind/bind PCI group to VFIO|Cannot find vfio-pci module`), ErrVFIOBind},
+	{regexp.MustCompile(`start failed: command '\S*kvm .*' failed: got timeout`), ErrStartTimeout},
 	{regexp.MustCompile(`only root can set 'hostpci\d*'|only root@pam can set`), ErrRootOnlyHostPCI},
 	{regexp.MustCompile(`QEMU guest agent is not running`), ErrAgentNotRunning},
 	{regexp.MustCompile(`No QEMU guest agent configured`), ErrNoAgent},

@@ -18,6 +18,9 @@ func TestWrapMapsPVETextsToSentinels(t *testing.T) {
 		{errors.New("500 PCI device '0000:01:00.0' already in use by VMID '141'"), ErrPCIBusy, false},
 		{errors.New("500 no PCI device found for '0000:99:00'"), ErrPCIMissing, false},
 		{errors.New("500 cannot prepare PCI pass-through, IOMMU not present"), ErrNoIOMMU, false},
+		// qemu-server src/PVE/QemuServer/PCI.pm prepare_pci_device; QemuServer.pm vm_start.
+		{errors.New("500 can't unbind/bind PCI group to VFIO '0000:01:00.0'"), ErrVFIOBind, false},
+		{errors.New("500 start failed: command '/usr/bin/kvm -id 140 -name vm' failed: got timeout"), ErrStartTimeout, true},
 		{errors.New("500 only root can set 'hostpci0' config for non-mapped devices"), ErrRootOnlyHostPCI, false},
 		{errors.New("500 QEMU guest agent is not running"), ErrAgentNotRunning, false},
 		{errors.New("500 VM 140 is not running"), ErrNotRunning, false},

@@ -39,6 +39,10 @@ type faultRow struct {
 	state string
 	// scale is the simulator's time scale (0: instant) for faults that last a simulated time.
 	scale float64
+	// logs are substrings of stderr of a run that succeeded anyway (the fault was handled).
+	logs []string
+	// served is how many injected API faults the simulator must have answered (the fault was met).
+	served int
 }
 
 func api(r pve.FaultRule) func(*testing.T, *harness) {
@@ -106,16 +110,16 @@ func withVLLM(s string) string {
 // faultMatrix is the table RELIABILITY.md lists, row for row.
 var faultMatrix = []faultRow{
 	// --- Proxmox API answers (fakes/pve FailNext) ---
-	{name: "api-500-got-timeout-once", inject: api(pve.FaultRule{Method: "GET", Path: "/cluster/resources", Status: 500, Reason: "got timeout"}), code: 0},
-	{name: "api-596-on-create", inject: api(pve.FaultRule{Method: "POST", Path: "/nodes/*/qemu", Status: 596, Reason: "Connection timed out"}), code: 0},
-	{name: "api-reset-on-start", inject: api(pve.FaultRule{Method: "POST", Path: "/nodes/*/qemu/*/status/start", Reset: true}), code: 0},
-	{name: "api-503-three-times", inject: api(pve.FaultRule{Path: "/nodes/*/qemu/*/config", Status: 503, Reason: "Service Unavailable", Count: 3}), code: 0},
+	{name: "api-500-got-timeout-once", inject: api(pve.FaultRule{Method: "GET", Path: "/cluster/resources", Status: 500, Reason: "got timeout"}), code: 0, served: 1},
+	{name: "api-596-on-create", inject: api(pve.FaultRule{Method: "POST", Path: "/nodes/*/qemu", Status: 596, Reason: "Connection timed out"}), code: 0, served: 1},
+	{name: "api-reset-on-start", inject: api(pve.FaultRule{Method: "POST", Path: "/nodes/*/qemu/*/status/start", Reset: true}), code: 0, served: 1},
+	{name: "api-503-three-times", inject: api(pve.FaultRule{Path: "/nodes/*/qemu/*/config", Status: 503, Reason: "Service Unavailable", Count: 3}), code: 0, served: 3},
 	{name: "api-401", inject: api(pve.FaultRule{Method: "GET", Path: "/cluster/resources", Status: 401, Count: 50}), clear: clearAPI,
 		code: 1, msg: []string{"authentication failed"}, hint: true, state: stateNone},
 	{name: "api-503-persistent", inject: api(pve.FaultRule{Method: "GET", Path: "/cluster/resources", Status: 503, Reason: "Service Unavailable", Count: 1000}), clear: clearAPI,
 		code: 1, msg: []string{"look up VM 140", "503"}, hint: true, state: stateNone},
 	{name: "api-latency", inject: func(t *testing.T, h *harness) { h.s.API().SetLatency(20 * time.Millisecond) }, clear: clearAPI, code: 0},
-	{name: "api-500-on-lease-write", existing: true, inject: api(pve.FaultRule{Method: "PUT", Path: "/nodes/*/qemu/*/config", Status: 500, Reason: "got timeout"}), code: 0},
+	{name: "api-500-on-lease-write", existing: true, inject: api(pve.FaultRule{Method: "PUT", Path: "/nodes/*/qemu/*/config", Status: 500, Reason: "got timeout"}), code: 0, served: 1},
 
 	// --- PVE tasks (fakes/pve FailTask) ---
 	{name: "task-qmcreate-fails", inject: task("qmcreate", "unable to create VM 140 - got timeout", 1),
@@ -174,7 +178,15 @@ var faultMatrix = []faultRow{
 	{name: "cloud-init-degraded", inject: gfault(guest.Fault{Kind: guest.FaultCloudInitDegraded}), clear: clearGuest, code: 0},
 	{name: "cloud-init-crash", inject: gfault(guest.Fault{Kind: guest.FaultCloudInitCrash}), clear: clearGuest,
 		code: 1, msg: []string{"wait for cloud-init in VM 140", "exited 1", "rolled back"}, hint: true, state: stateNone},
-	{name: "dpkg-lock-held", scale: 0.01, inject: gfault(guest.Fault{Kind: guest.FaultDpkgLock, Duration: "2m"}), code: 0},
+	// On a deployed VM that lost a base package: the re-run's apt waits for the lock that
+	// unattended-upgrades holds (2 simulated minutes), then installs.
+	{name: "dpkg-lock-held", scale: 0.01, existing: true, inject: func(t *testing.T, h *harness) {
+		ctx := context.Background()
+		if r, err := h.s.Control().GuestExec(ctx, 140, "root", "apt-get remove -y zstd"); err != nil || r.ExitCode != 0 {
+			t.Fatalf("remove zstd: %+v %v", r, err)
+		}
+		gfault(guest.Fault{Kind: guest.FaultDpkgLock, VMID: 140, Duration: "2m"})(t, h)
+	}, code: 0, logs: []string{"waiting for the apt/dpkg lock"}},
 	{name: "apt-404-driver", inject: gfault(guest.Fault{Kind: guest.FaultApt404, Pattern: "nvidia-utils-*"}), clear: clearGuest,
 		code: 1, msg: []string{"404"}, state: stateKept},
 	{name: "apt-404-update", inject: gfault(guest.Fault{Kind: guest.FaultApt404, Pattern: "update"}), clear: clearGuest,
@@ -236,6 +248,14 @@ func TestFaultMatrix(t *testing.T) {
 			r := h.deploy(ctx, row.args...)
 			if r.code != row.code {
 				t.Fatalf("exit %d, want %d:\n%s", r.code, row.code, r)
+			}
+			if got := h.s.API().Stats().Faults; got < row.served {
+				t.Errorf("the simulator served %d injected API faults, want %d: the fault was never met", got, row.served)
+			}
+			for _, m := range row.logs {
+				if !strings.Contains(r.stderr, m) {
+					t.Errorf("stderr lacks %q (the fault was not met):\n%s", m, r)
+				}
 			}
 			if r.code != 0 {
 				if !strings.Contains(r.stderr, "✗ ") {

@@ -528,13 +528,25 @@ func (h *Host) loadModuleTask() engine.Task {
 						needReboot = true // modules built for a newer kernel: boot it
 					default:
 						dm, _ := h.Root(ctx, "dmesg | grep -E 'NVRM|nvidia' | tail -n 20")
-						return engine.Fail(fmt.Errorf("modprobe nvidia: %w", err), "see the kernel log above (guest.md §4.2): a wrong flavour, or the GPU's BARs not mapped by the VM firmware", strings.TrimSpace(out+"\n"+dm.Stdout))
+						hint := kernelLogHint(out + "\n" + dm.Stdout)
+						if hint == "" {
+							hint = "see the kernel log above: a wrong flavour, or the GPU's BARs not mapped by the VM firmware"
+						}
+						return engine.Fail(fmt.Errorf("modprobe nvidia: %w", err), hint, strings.TrimSpace(out+"\n"+dm.Stdout))
 					}
 				}
 			}
 			if needReboot {
 				if rebooted {
-					return engine.Fail(errors.New("the NVIDIA module is still not usable after a reboot"), "read 'dmesg | grep NVRM' and 'nvidia-smi' on the VM", s.smiOut)
+					dm, _ := h.Root(ctx, "dmesg | grep -E 'NVRM|nvidia' | tail -n 20")
+					hint := kernelLogHint(s.smiOut + "\n" + dm.Stdout)
+					if hint == "" && s.nouveau {
+						hint = kernelLogHints[0].hint // nouveau is still loaded after the reboot
+					}
+					if hint == "" {
+						hint = "read 'dmesg | grep NVRM' and 'nvidia-smi' on the VM"
+					}
+					return engine.Fail(errors.New("the NVIDIA module is still not usable after a reboot"), hint, strings.TrimSpace(s.smiOut+"\n"+dm.Stdout))
 				}
 				if err := h.reboot(ctx, name); err != nil {
 					return err
@@ -554,7 +566,14 @@ func (h *Host) loadModuleTask() engine.Task {
 			}
 			if s.smiRC != 0 {
 				dm, _ := h.Root(ctx, "dmesg | grep -E 'NVRM|nvidia' | tail -n 20")
-				return engine.Fail(fmt.Errorf("nvidia-smi exits %d after loading the module", s.smiRC), smiHint(s.smiRC), strings.TrimSpace(s.smiOut+"\n"+dm.Stdout))
+				hint := kernelLogHint(s.smiOut + "\n" + dm.Stdout)
+				if hint == "" && s.nouveau {
+					hint = kernelLogHints[0].hint // lsmod: nouveau holds the GPU (a driver conflict)
+				}
+				if hint == "" {
+					hint = smiHint(s.smiRC)
+				}
+				return engine.Fail(fmt.Errorf("nvidia-smi exits %d after loading the module", s.smiRC), hint, strings.TrimSpace(s.smiOut+"\n"+dm.Stdout))
 			}
 			return nil
 		},
