@@ -17,7 +17,7 @@ Feature: Hostile input is refused before it is interpreted (issue 17, issue 10)
     Given the catalog file "catalog/testdata/invalid-image-img.yaml" of at most 4096 bytes
     When the administrator validates that catalog
     Then validation fails at line 18 column 20 saying "an Ubuntu .img cloud image is a qcow2 disk"
-    And the error says "store it as x.qcow2 under import/"
+    And the refusal says "store it as x.qcow2 under import/"
 
   @fake @offline
   Scenario: An SSH key file that is a device is refused without reading it

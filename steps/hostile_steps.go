@@ -44,7 +44,7 @@ func (w *World) registerHostileSteps(sc *godog.ScenarioContext) {
 	sc.When(`^the administrator validates that catalog$`, h.validate)
 	sc.Then(`^validation fails at line (\d+) column (\d+) saying "([^"]*)"$`, h.failsAt)
 	sc.Then(`^validation fails saying "([^"]*)"$`, h.failsSaying)
-	sc.Then(`^the error says "([^"]*)"$`, h.errorSays)
+	sc.Then(`^the refusal says "([^"]*)"$`, h.errorSays)
 	sc.Given(`^a listener on loopback that counts connections and bytes$`, h.listen)
 	sc.When(`^the administrator connects to it over "([^"]*)" with an API token$`, h.connect)
 	sc.Then(`^the connection is refused saying "([^"]*)"$`, h.failsSaying)
