@@ -141,12 +141,13 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 	// The guest phase. Its failures keep the VM (it is reachable for debugging).
 	gopts := o.Guest
 	gopts.Reporter, gopts.RunID = r.rep, r.runID
-	gs, err := RunGuestPhase(ctx, res.Runner, cat, r.vm, gopts)
+	gs, h, err := runGuestPhase(ctx, res.Runner, r.vm, gopts, true)
 	res.GuestPhase = true
 	testhook.Pause(ctx, testhook.AfterGuest)
 	if err == nil {
-		// The deploy ends with the proof: read-only checks, reported as one task.
-		res.Proof, err = proveGuest(ctx, res.Runner, r.vm, gopts, &gs)
+		// The deploy ends with the proof: read-only checks, reported as one task. When no
+		// guest task changed anything, the guest phase's facts pass gathered it already.
+		res.Proof, err = proveGuest(ctx, h, r.vm, gopts, &gs)
 	}
 	res.Summary.OK += gs.OK
 	res.Summary.Changed += gs.Changed

@@ -171,6 +171,14 @@ func (t *transcript) String() string {
 // reports 0 changed after one batched facts command. It stops at the first failed task with
 // a *TaskError (the VM is left as it is, reachable) and writes a log bundle.
 func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *catalog.VM, opts GuestOptions) (Summary, error) {
+	sum, _, err := runGuestPhase(ctx, r, vm, opts, false)
+	return sum, err
+}
+
+// runGuestPhase is RunGuestPhase; with prove, the first facts pass also gathers the proof and
+// the evidence facts (one session on a converged machine), and the Host is returned for
+// proveGuest.
+func runGuestPhase(ctx context.Context, r guest.Runner, vm *catalog.VM, opts GuestOptions, prove bool) (Summary, *tasks.Host, error) {
 	var sum Summary
 	rep := opts.Reporter
 	if rep == nil {
@@ -184,7 +192,7 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 		if errors.Is(err, ErrGuestValue) {
 			task = "check the values written into the guest"
 		}
-		return sum, &TaskError{Phase: PhaseGuest, Task: task, Err: err}
+		return sum, nil, &TaskError{Phase: PhaseGuest, Task: task, Err: err}
 	}
 	var tr transcript
 	secrets := p.Secrets()
@@ -202,6 +210,10 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 		rep.Report(Event{Phase: PhaseGuest, Task: task, Message: guest.RedactAll(msg, secrets)})
 	}
 	h := tasks.NewHost(rr, p)
+	if prove {
+		h.GatherProof()
+		h.Extra = map[string]string{evidenceProbe: evidenceScript}
+	}
 	for _, sk := range skippedParts(vm) {
 		ev := Event{Phase: PhaseGuest, Task: sk[0], Status: StatusSkipped, Message: sk[1]}
 		sum.Add(ev)
@@ -227,7 +239,7 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 		if opts.ReportDir != "" {
 			writeBundle(opts, vm.Name, tr.String(), "")
 		}
-		return sum, nil
+		return sum, h, nil
 	}
 	te := &TaskError{Phase: PhaseGuest, Err: err}
 	var f *engine.Failure
@@ -238,7 +250,7 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 	if dir, werr := writeBundle(opts, vm.Name, tr.String(), guest.RedactAll(failure, secrets)); werr == nil {
 		te.Bundle = dir
 	}
-	return sum, te
+	return sum, h, te
 }
 
 // writeBundle writes reports/<vm>-<run>/transcript.log (and failure.txt).
@@ -272,7 +284,7 @@ const ProofTask = "prove the GPU, CUDA and services"
 // proveGuest runs VerifyGuest after the guest phase and reports it as the single task
 // ProofTask: ok with "N/N checks passed" (a proof is never a change), or failed naming the
 // failed checks. A failed proof is a *TaskError of the guest phase (the VM is kept).
-func proveGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts GuestOptions, sum *Summary) (VerifyReport, error) {
+func proveGuest(ctx context.Context, h *tasks.Host, vm *catalog.VM, opts GuestOptions, sum *Summary) (VerifyReport, error) {
 	rep := opts.Reporter
 	if rep == nil {
 		rep = Discard
@@ -284,9 +296,11 @@ func proveGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts GuestO
 	}
 	start := time.Now()
 	rep.Report(Event{Phase: PhaseGuest, Task: ProofTask})
-	vopts := opts
-	vopts.Reporter = nil // one task, not one event per check
-	vr, err := VerifyGuest(ctx, r, vm, vopts)
+	p, err := guestParams(vm, opts)
+	if err != nil && !errors.Is(err, ErrMissingAPIKey) {
+		return VerifyReport{VM: vm.Name}, err
+	}
+	vr, err := verifyOn(ctx, h, vm, p.Secrets(), nil) // one task, not one event per check
 	if err != nil {
 		done(StatusFailed, err.Error(), start)
 		return vr, &TaskError{Phase: PhaseGuest, Task: ProofTask, Err: err,
@@ -323,8 +337,14 @@ type VerifyCheck struct {
 type VerifyReport struct {
 	VM     string        `json:"vm"`
 	Checks []VerifyCheck `json:"checks"`
-	// Sessions is how many SSH exec sessions the verification used.
+	// Sessions is how many SSH exec sessions the verification used (0 for a deploy's proof
+	// taken from the guest phase's facts pass, when nothing changed after it).
 	Sessions int `json:"sessions"`
+
+	// evidence is the evidence script's output when the proof ran it (hasEvidence; BuildEvidence
+	// then opens no session).
+	evidence    string
+	hasEvidence bool
 }
 
 // OK reports whether every check passed (and there was at least one).
@@ -372,26 +392,38 @@ func VerifyGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts Guest
 	}
 	secrets := p.Secrets()
 	rr := guest.WithTranscript(r, func(guest.Entry) {}, secrets...)
-	before := r.Stats().Sessions
-	h := tasks.NewHost(rr, p)
+	return verifyOn(ctx, tasks.NewHost(rr, p), vm, secrets, opts.Reporter)
+}
+
+// evidenceProbe names the evidence script among a proof's probes.
+const evidenceProbe = "evidence"
+
+// verifyOn runs the checks on h (from its gathered proof when it holds a fresh one) and
+// reports each check to rep (nil: none).
+func verifyOn(ctx context.Context, h *tasks.Host, vm *catalog.VM, secrets []string, rep Reporter) (VerifyReport, error) {
+	out := VerifyReport{VM: vm.Name}
+	before := h.R.Stats().Sessions
 	checks, err := h.Verify(ctx)
 	if err != nil {
-		return rep, err
+		return out, err
 	}
 	for _, c := range checks {
-		rep.Checks = append(rep.Checks, VerifyCheck{Name: c.Name, Pass: c.Pass, Evidence: guest.RedactAll(c.Evidence, secrets)})
+		out.Checks = append(out.Checks, VerifyCheck{Name: c.Name, Pass: c.Pass, Evidence: guest.RedactAll(c.Evidence, secrets)})
 	}
-	rep.Sessions = r.Stats().Sessions - before
-	if opts.Reporter != nil {
-		for _, c := range rep.Checks {
+	out.Sessions = h.R.Stats().Sessions - before
+	if f, ok := h.VerifyFact(evidenceProbe); ok {
+		out.evidence, out.hasEvidence = f.Out, true
+	}
+	if rep != nil {
+		for _, c := range out.Checks {
 			st := StatusOK
 			if !c.Pass {
 				st = StatusFailed
 			}
-			opts.Reporter.Report(Event{Phase: "verify", Task: c.Name, Status: st, Message: firstLine(c.Evidence)})
+			rep.Report(Event{Phase: "verify", Task: c.Name, Status: st, Message: firstLine(c.Evidence)})
 		}
 	}
-	return rep, nil
+	return out, nil
 }
 
 func firstLine(s string) string {
