@@ -114,8 +114,12 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 	}()
 	// A re-run dials SSH while the API is read and the lease taken (earlyDial).
 	if !o.InfraOnly && hasPinned(res.SSH.KnownHostsFile, res.SSH.Addr) {
-		r.early = startEarlyDial(ctx, res.SSH)
+		if r.early = o.SSH.Dialing.match(res.SSH); r.early == nil {
+			r.early = startEarlyDial(ctx, res.SSH)
+		}
 		defer r.early.discard()
+	} else {
+		o.SSH.Dialing.Close()
 	}
 	// The infrastructure phase ends with the first SSH connection: a failure anywhere in it
 	// after this run created the VM rolls that VM back (unless KeepOnFailure).
