@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -86,10 +87,7 @@ func onProxiedSimulator(tb testing.TB) (s *sim.Sim, proxies []*toxic.Proxy) {
 }
 
 func portOf(addr string) string {
-	_, p, _ := strings.Cut(addr, "]:")
-	if i := strings.LastIndexByte(addr, ':'); p == "" && i >= 0 {
-		p = addr[i+1:]
-	}
+	_, p, _ := net.SplitHostPort(addr)
 	return p
 }
 
