@@ -101,8 +101,9 @@ type Client struct {
 	endpoint  string
 }
 
-// Connect checks the options, builds the API client and makes one read (the version) to
-// prove the endpoint, TLS and credentials work.
+// Connect checks the options, builds the API client and proves the endpoint, TLS and
+// credentials work with one request: the login (POST /access/ticket) with a username and
+// password, the version read with a token.
 //
 // Credentials travel only over verified TLS: an endpoint that is not https, one that carries
 // user:password@, and Insecure together with a Fingerprint or CAFile are refused before
@@ -137,7 +138,10 @@ func Connect(ctx context.Context, o ConnOptions) (*Client, error) {
 		cfg.TokenID, cfg.TokenSecret = "", ""
 	}
 	api, err := pve.DialContext(ctx, cfg)
-	if err == nil {
+	if err == nil && cfg.Username == "" {
+		// With a token nothing was sent yet: the version read proves endpoint, TLS and token.
+		// A password login (DialContext) has proved them already; the version is read when
+		// needed (the evidence), off the critical path.
 		_, err = api.Version(ctx)
 	}
 	if err != nil {

@@ -112,6 +112,15 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 		testhook.Pause(ctx, testhook.BeforeRelease)
 		r.releaseLease(ctx)
 	}()
+	// A re-run dials SSH while the API is read and the lease taken (earlyDial).
+	if !o.InfraOnly && hasPinned(res.SSH.KnownHostsFile, res.SSH.Addr) {
+		if r.early = o.SSH.Dialing.match(res.SSH); r.early == nil {
+			r.early = startEarlyDial(ctx, res.SSH)
+		}
+		defer r.early.discard()
+	} else {
+		o.SSH.Dialing.Close()
+	}
 	// The infrastructure phase ends with the first SSH connection: a failure anywhere in it
 	// after this run created the VM rolls that VM back (unless KeepOnFailure).
 	err = r.deployInfra(ctx, o, res)
@@ -141,12 +150,13 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 	// The guest phase. Its failures keep the VM (it is reachable for debugging).
 	gopts := o.Guest
 	gopts.Reporter, gopts.RunID = r.rep, r.runID
-	gs, err := RunGuestPhase(ctx, res.Runner, cat, r.vm, gopts)
+	gs, h, err := runGuestPhase(ctx, res.Runner, r.vm, gopts, true)
 	res.GuestPhase = true
 	testhook.Pause(ctx, testhook.AfterGuest)
 	if err == nil {
-		// The deploy ends with the proof: read-only checks, reported as one task.
-		res.Proof, err = proveGuest(ctx, res.Runner, r.vm, gopts, &gs)
+		// The deploy ends with the proof: read-only checks, reported as one task. When no
+		// guest task changed anything, the guest phase's facts pass gathered it already.
+		res.Proof, err = proveGuest(ctx, h, r.vm, gopts, &gs)
 	}
 	res.Summary.OK += gs.OK
 	res.Summary.Changed += gs.Changed
@@ -160,7 +170,16 @@ func (c *Client) Deploy(ctx context.Context, cat *catalog.Catalog, vmName string
 func (c *Client) connectSSH(ctx context.Context, r *run, o DeployOptions, res *DeployResult) error {
 	task := "connect over SSH to " + res.SSH.Addr
 	return r.stepWithin(ctx, task, cmp.Or(o.SSH.Timeout, 5*time.Minute), func(ctx context.Context) (Status, string, error) {
-		runner, err := c.dialWithRetry(ctx, res.SSH, o.SSH.Timeout, r.retryNote(task))
+		var runner guest.Runner
+		var err error
+		if r.earlyOK {
+			runner = r.early.take(ctx)
+		} else {
+			r.early.discard()
+		}
+		if runner == nil {
+			runner, err = c.dialWithRetry(ctx, res.SSH, o.SSH.Timeout, r.retryNote(task))
+		}
 		if err != nil {
 			te := taskErr(task, err, r.spec.vmid)
 			switch msg := err.Error(); {
@@ -267,6 +286,7 @@ func (r *run) deployInfra(ctx context.Context, o DeployOptions, res *DeployResul
 	addr := res.SSH.Addr
 	if !booted && hasPinned(res.SSH.KnownHostsFile, addr) {
 		r.report("pin SSH host key", StatusOK, "already pinned in "+res.SSH.KnownHostsFile, 0)
+		r.earlyOK = true // the guest ran and its key was pinned all along: the early dial stands
 		return nil
 	}
 	if !s.vm.AgentEnabled() {

@@ -108,6 +108,11 @@ func (c *Client) BuildEvidence(ctx context.Context, cat *catalog.Catalog, res *D
 		}
 		e.PVEVersion = v
 	}
+	if rep.hasEvidence {
+		// The proof ran the evidence script in its session already.
+		parseEvidence(e, rep.evidence)
+		return e, nil
+	}
 	if r == nil {
 		return e, nil
 	}

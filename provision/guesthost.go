@@ -115,9 +115,9 @@ func DeployHost(ctx context.Context, cat *catalog.Catalog, vmName string, o Host
 		return Summary{}, guest.Stats{}, &TaskError{Phase: PhaseGuest, Task: "connect over SSH to " + cfg.User + "@" + cfg.Addr, Err: err}
 	}
 	defer r.Close()
-	sum, err := RunGuestPhase(ctx, r, cat, vm, o.Guest)
+	sum, h, err := runGuestPhase(ctx, r, vm, o.Guest, true)
 	if err == nil {
-		_, err = proveGuest(ctx, r, vm, o.Guest, &sum)
+		_, err = proveGuest(ctx, h, vm, o.Guest, &sum)
 	}
 	return sum, r.Stats(), err
 }

@@ -184,6 +184,14 @@ func (t *transcript) String() string {
 // reports 0 changed after one batched facts command. It stops at the first failed task with
 // a *TaskError (the VM is left as it is, reachable) and writes a log bundle.
 func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *catalog.VM, opts GuestOptions) (Summary, error) {
+	sum, _, err := runGuestPhase(ctx, r, vm, opts, false)
+	return sum, err
+}
+
+// runGuestPhase is RunGuestPhase; with prove, the first facts pass also gathers the proof and
+// the evidence facts (one session on a converged machine), and the Host is returned for
+// proveGuest.
+func runGuestPhase(ctx context.Context, r guest.Runner, vm *catalog.VM, opts GuestOptions, prove bool) (Summary, *tasks.Host, error) {
 	var sum Summary
 	rep := opts.Reporter
 	if rep == nil {
@@ -200,7 +208,7 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 		case errors.Is(err, ErrMissingHFToken):
 			task = "read the Hugging Face token"
 		}
-		return sum, &TaskError{Phase: PhaseGuest, Task: task, Err: err}
+		return sum, nil, &TaskError{Phase: PhaseGuest, Task: task, Err: err}
 	}
 	var tr transcript
 	secrets := p.Secrets()
@@ -218,6 +226,10 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 		rep.Report(Event{Phase: PhaseGuest, Task: task, Message: guest.RedactAll(msg, secrets)})
 	}
 	h := tasks.NewHost(rr, p)
+	if prove {
+		h.GatherProof()
+		h.Extra = map[string]string{evidenceProbe: evidenceScript}
+	}
 	for _, sk := range skippedParts(vm) {
 		ev := Event{Phase: PhaseGuest, Task: sk[0], Status: StatusSkipped, Message: sk[1]}
 		sum.Add(ev)
@@ -243,7 +255,7 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 		if opts.ReportDir != "" {
 			writeBundle(opts, vm.Name, tr.String(), "")
 		}
-		return sum, nil
+		return sum, h, nil
 	}
 	te := &TaskError{Phase: PhaseGuest, Err: err}
 	var f *engine.Failure
@@ -261,7 +273,7 @@ func RunGuestPhase(ctx context.Context, r guest.Runner, c *catalog.Catalog, vm *
 	if dir, werr := writeBundle(opts, vm.Name, tr.String(), guest.RedactAll(failure, secrets)); werr == nil {
 		te.Bundle = dir
 	}
-	return sum, te
+	return sum, h, te
 }
 
 // guestHint names the cause of a guest-phase failure that no task explained.
@@ -310,7 +322,7 @@ const ProofTask = "prove the GPU, CUDA and services"
 // proveGuest runs VerifyGuest after the guest phase and reports it as the single task
 // ProofTask: ok with "N/N checks passed" (a proof is never a change), or failed naming the
 // failed checks. A failed proof is a *TaskError of the guest phase (the VM is kept).
-func proveGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts GuestOptions, sum *Summary) (VerifyReport, error) {
+func proveGuest(ctx context.Context, h *tasks.Host, vm *catalog.VM, opts GuestOptions, sum *Summary) (VerifyReport, error) {
 	rep := opts.Reporter
 	if rep == nil {
 		rep = Discard
@@ -322,9 +334,11 @@ func proveGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts GuestO
 	}
 	start := time.Now()
 	rep.Report(Event{Phase: PhaseGuest, Task: ProofTask})
-	vopts := opts
-	vopts.Reporter = nil // one task, not one event per check
-	vr, err := VerifyGuest(ctx, r, vm, vopts)
+	p, err := guestParams(vm, opts)
+	if err != nil && !errors.Is(err, ErrMissingAPIKey) {
+		return VerifyReport{VM: vm.Name}, err
+	}
+	vr, err := verifyOn(ctx, h, vm, p.Secrets(), opts, nil) // one task, not one event per check
 	if err != nil {
 		done(StatusFailed, err.Error(), start)
 		return vr, &TaskError{Phase: PhaseGuest, Task: ProofTask, Err: err,
@@ -361,11 +375,17 @@ type VerifyCheck struct {
 type VerifyReport struct {
 	VM     string        `json:"vm"`
 	Checks []VerifyCheck `json:"checks"`
-	// Sessions is how many SSH exec sessions the verification used.
+	// Sessions is how many SSH exec sessions the verification used (0 for a deploy's proof
+	// taken from the guest phase's facts pass, when nothing changed after it).
 	Sessions int `json:"sessions"`
 	// Completions are the chat completions verify asked for (vLLM and each listed Ollama
 	// model), with time to first token and tokens/s.
 	Completions []Completion `json:"completions,omitempty"`
+
+	// evidence is the evidence script's output when the proof ran it (hasEvidence; BuildEvidence
+	// then opens no session).
+	evidence    string
+	hasEvidence bool
 }
 
 // OK reports whether every check passed (and there was at least one).
@@ -413,39 +433,51 @@ func VerifyGuest(ctx context.Context, r guest.Runner, vm *catalog.VM, opts Guest
 	}
 	secrets := p.Secrets()
 	rr := guest.WithTranscript(r, func(guest.Entry) {}, secrets...)
-	before := r.Stats().Sessions
-	h := tasks.NewHost(rr, p)
+	return verifyOn(ctx, tasks.NewHost(rr, p), vm, secrets, opts, opts.Reporter)
+}
+
+// evidenceProbe names the evidence script among a proof's probes.
+const evidenceProbe = "evidence"
+
+// verifyOn runs the checks on h (from its gathered proof when it holds a fresh one) and
+// reports each check to rep (nil: none).
+func verifyOn(ctx context.Context, h *tasks.Host, vm *catalog.VM, secrets []string, opts GuestOptions, rep Reporter) (VerifyReport, error) {
+	out := VerifyReport{VM: vm.Name}
+	before := h.R.Stats().Sessions
 	checks, err := h.Verify(ctx)
 	if err != nil {
-		return rep, err
+		return out, err
 	}
 	for _, c := range checks {
-		rep.Checks = append(rep.Checks, VerifyCheck{Name: c.Name, Pass: c.Pass, Evidence: guest.RedactAll(c.Evidence, secrets)})
+		out.Checks = append(out.Checks, VerifyCheck{Name: c.Name, Pass: c.Pass, Evidence: guest.RedactAll(c.Evidence, secrets)})
 	}
 	getenv := opts.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	n := len(rep.Checks)
-	verifyCompletions(ctx, rr, vm, getenv, &rep)
-	for i := n; i < len(rep.Checks); i++ {
-		rep.Checks[i].Evidence = guest.RedactAll(rep.Checks[i].Evidence, secrets)
+	n := len(out.Checks)
+	verifyCompletions(ctx, h.R, vm, getenv, &out)
+	for i := n; i < len(out.Checks); i++ {
+		out.Checks[i].Evidence = guest.RedactAll(out.Checks[i].Evidence, secrets)
 	}
-	for i := range rep.Completions {
-		rep.Completions[i].Text = guest.RedactAll(rep.Completions[i].Text, secrets)
-		rep.Completions[i].Error = guest.RedactAll(rep.Completions[i].Error, secrets)
+	for i := range out.Completions {
+		out.Completions[i].Text = guest.RedactAll(out.Completions[i].Text, secrets)
+		out.Completions[i].Error = guest.RedactAll(out.Completions[i].Error, secrets)
 	}
-	rep.Sessions = r.Stats().Sessions - before
-	if opts.Reporter != nil {
-		for _, c := range rep.Checks {
+	out.Sessions = h.R.Stats().Sessions - before
+	if f, ok := h.VerifyFact(evidenceProbe); ok {
+		out.evidence, out.hasEvidence = f.Out, true
+	}
+	if rep != nil {
+		for _, c := range out.Checks {
 			st := StatusOK
 			if !c.Pass {
 				st = StatusFailed
 			}
-			opts.Reporter.Report(Event{Phase: "verify", Task: c.Name, Status: st, Message: firstLine(c.Evidence)})
+			rep.Report(Event{Phase: "verify", Task: c.Name, Status: st, Message: firstLine(c.Evidence)})
 		}
 	}
-	return rep, nil
+	return out, nil
 }
 
 func firstLine(s string) string {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aimachine/aimachine/catalog"
+	"github.com/aimachine/aimachine/provision/internal/tasks"
 )
 
 const testAPIKey = "sk-aimachine-test-key-123"
@@ -247,7 +248,11 @@ func TestProofIsOneTaskNamingTheFailedChecks(t *testing.T) {
 		t.Fatalf("fresh run: %v", err)
 	}
 	var sum Summary
-	rep, err := proveGuest(context.Background(), g, vm, opts, &sum)
+	prove := func() (VerifyReport, error) {
+		p, _ := guestParams(vm, opts)
+		return proveGuest(context.Background(), tasks.NewHost(g, p), vm, opts, &sum)
+	}
+	rep, err := prove()
 	n := len(rep.Checks)
 	if err != nil || n == 0 || len(events) != 1 || events[0].Status != StatusOK || events[0].Message != fmt.Sprintf("%d/%d checks passed", n, n) || sum.OK != 1 || sum.Changed != 0 {
 		t.Fatalf("good guest: %v, events %+v, summary %+v", err, events, sum)
@@ -257,7 +262,7 @@ func TestProofIsOneTaskNamingTheFailedChecks(t *testing.T) {
 	delete(g.loaded, "nvidia")
 	g.mu.Unlock()
 	events, sum = nil, Summary{}
-	rep, err = proveGuest(context.Background(), g, vm, opts, &sum)
+	rep, err = prove()
 	var te *TaskError
 	if !errors.As(err, &te) || te.Task != ProofTask || te.Phase != PhaseGuest || len(rep.Failed()) == 0 || sum.Failed != 1 {
 		t.Fatalf("broken driver: want a failed proof task, got %v (summary %+v)", err, sum)
@@ -289,5 +294,40 @@ func TestDisabledServiceIsReportedSkipped(t *testing.T) {
 	}
 	if g.ollama || sum.Changed == 0 {
 		t.Fatalf("Ollama installed although disabled (ollama=%v), recap %+v", g.ollama, sum)
+	}
+}
+
+// On a converged guest the deploy's guest phase is one exec session: the facts pass also
+// gathers the proof and the evidence facts, so the proof and BuildEvidence open none. A run
+// that changed something observes the machine again for its proof (one more session).
+func TestConvergedGuestPhaseIsOneSession(t *testing.T) {
+	c, vm := guestTestVM()
+	g := newScriptedGuest()
+	opts := guestTestOpts(t, nil)
+	sum, h, err := runGuestPhase(context.Background(), g, vm, opts, true)
+	if err != nil || sum.Changed == 0 {
+		t.Fatalf("fresh run: %v, %+v", err, sum)
+	}
+	before := g.Stats().Sessions
+	rep, err := proveGuest(context.Background(), h, vm, opts, &sum)
+	if err != nil || !rep.OK() || rep.Sessions != 1 || g.Stats().Sessions-before != 1 {
+		t.Fatalf("proof after changes: %v, ok %v, %d sessions (want 1: the machine is observed again)", err, rep.OK(), rep.Sessions)
+	}
+
+	before = g.Stats().Sessions
+	sum, h, err = runGuestPhase(context.Background(), g, vm, opts, true)
+	if err != nil || sum.Changed != 0 {
+		t.Fatalf("converged run: %v, %+v", err, sum)
+	}
+	rep, err = proveGuest(context.Background(), h, vm, opts, &sum)
+	if err != nil || !rep.OK() || rep.Sessions != 0 {
+		t.Fatalf("converged proof: %v, ok %v, %d sessions (want 0: the facts pass is the proof)", err, rep.OK(), rep.Sessions)
+	}
+	ev, err := (*Client)(nil).BuildEvidence(context.Background(), c, &DeployResult{Name: vm.Name}, rep, g)
+	if err != nil || len(ev.Checks) != len(rep.Checks) {
+		t.Fatalf("evidence from the proof: %v, %+v", err, ev)
+	}
+	if n := g.Stats().Sessions - before; n != 1 {
+		t.Fatalf("a converged guest phase with its proof and evidence used %d exec sessions, want 1", n)
 	}
 }

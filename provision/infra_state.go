@@ -34,6 +34,10 @@ type run struct {
 	// unpin restores known_hosts as it was before this run pinned a host key (nil when the run
 	// pinned nothing); a rollback that deletes the VM calls it.
 	unpin func() error
+	// early is the SSH dial started with the run (nil when none); earlyOK says the
+	// infrastructure phase left the guest as it was when that dial began, so it may be used.
+	early   *earlyDial
+	earlyOK bool
 }
 
 func (c *Client) newRun(cat *catalog.Catalog, vmName, runID string, rep Reporter) (*run, error) {

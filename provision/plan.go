@@ -253,8 +253,11 @@ func (c *Client) PlanGuest(ctx context.Context, cat *catalog.Catalog, p *Plan, o
 	}
 	cfg, err := c.sshConfig(cat, vm, o)
 	if err != nil {
+		o.Dialing.Close()
 		return nil, err
 	}
+	early := o.Dialing.match(cfg)
+	defer early.discard()
 	switch {
 	case hasKind(p.Actions, ActionRefuse):
 		return &GuestPlan{Reason: "the VM is not deploy's to change"}, nil
@@ -266,7 +269,10 @@ func (c *Client) PlanGuest(ctx context.Context, cat *catalog.Catalog, p *Plan, o
 		return &GuestPlan{Unknown: true, Reason: fmt.Sprintf("no host key pinned for %s in %s: deploy pins it through the guest agent, then runs the guest phase", hostOnly(cfg.Addr), cfg.KnownHostsFile)}, nil
 	}
 	timeout := cmp.Or(o.Timeout, 30*time.Second)
-	r, err := c.dialWithRetry(ctx, cfg, timeout, nil)
+	r := early.take(ctx)
+	if r == nil {
+		r, err = c.dialWithRetry(ctx, cfg, timeout, nil)
+	}
 	if err != nil {
 		return nil, &TaskError{Phase: PhaseGuest, Task: "plan the guest phase", Err: fmt.Errorf("connect over SSH to %s: %w", cfg.Addr, err),
 			Hint: "the VM runs and its host key is pinned, so SSH should answer: check the VM's network and the --ssh-key / --jump settings"}

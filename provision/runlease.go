@@ -103,6 +103,9 @@ func (r *run) acquireLease(ctx context.Context, cfg pve.Config) error {
 			msg = held.Note
 		}
 		r.report(task, StatusOK, msg, 0)
+		if r.early != nil {
+			r.prefetch(ctx, st)
+		}
 		r.keepLease(ctx)
 		return nil
 	}
@@ -124,6 +127,17 @@ func (r *run) acquireLease(ctx context.Context, cfg pve.Config) error {
 	}
 	r.report(task, StatusFailed, te.Err.Error()+" (hint: "+te.Hint+")", 0)
 	return te
+}
+
+// prefetch runs while the early SSH dial is under way (its round trips are free then): it
+// reads the config once more, so that the release at the end of the run is a single PUT
+// with this digest (a write in between makes that PUT fail the digest check, and the release
+// reads again), and the PVE version the evidence records.
+func (r *run) prefetch(ctx context.Context, st *configStore) {
+	if cfg, err := r.c.api.VMConfig(ctx, r.spec.node, r.spec.vmid); err == nil {
+		st.first = cfg
+	}
+	_, _ = r.c.api.Version(ctx) // cached by the adapter; a failure is the evidence's to report
 }
 
 // keepLease renews the lease in the background; losing it cancels the run.

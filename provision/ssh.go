@@ -25,6 +25,9 @@ type SSHOptions struct {
 	Jump string
 	// Timeout bounds the wait until SSH answers (default 5m).
 	Timeout time.Duration
+	// Dialing is a dial the caller began before connecting to the API (StartGuestDial); it is
+	// used when it reaches the same guest, and closed otherwise.
+	Dialing *GuestDial
 }
 
 // dialGuest opens an SSH Runner; a variable so that tests can replace it.

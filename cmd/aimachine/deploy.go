@@ -112,6 +112,11 @@ func runDeploy(ctx context.Context, f *deployFlags, stdout, stderr io.Writer) in
 		}
 		rep.json.write(out)
 	}
+	var dialing *provision.GuestDial
+	if !f.infraOnly {
+		dialing = startGuestDial(ctx, &f.infraFlags, h)
+		defer dialing.Close()
+	}
 	cat, c, _, err := connect(ctx, &f.infraFlags, stderr)
 	if err != nil {
 		result(nil, "", err)
@@ -124,7 +129,7 @@ func runDeploy(ctx context.Context, f *deployFlags, stdout, stderr io.Writer) in
 		Reporter: rep, KeepOnFailure: f.keep, InfraOnly: f.infraOnly,
 		Lease:        provision.LeaseOptions{ForceUnlock: f.forceUnlock, LockWait: f.waits},
 		AgentTimeout: f.waits, CloudInitTimeout: f.waits,
-		SSH:   provision.SSHOptions{KnownHostsFile: h.knownHosts, KeyFile: h.sshKey, Jump: h.jump, ReplaceHostKey: f.replace, Timeout: f.waits},
+		SSH:   provision.SSHOptions{KnownHostsFile: h.knownHosts, KeyFile: h.sshKey, Jump: h.jump, ReplaceHostKey: f.replace, Timeout: f.waits, Dialing: dialing},
 		Guest: provision.GuestOptions{ReportDir: f.reports},
 	})
 	evidence := ""

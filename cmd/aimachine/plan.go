@@ -57,6 +57,11 @@ Proxmox access comes from PROXMOX_VE_*; --json prints the plan as one JSON objec
 
 // runPlan prints the plan on stdout.
 func runPlan(ctx context.Context, f *planFlags, stdout, stderr io.Writer) int {
+	var dialing *provision.GuestDial
+	if !f.infraOnly {
+		dialing = startGuestDial(ctx, &f.infraFlags, f.h)
+		defer dialing.Close()
+	}
 	cat, c, _, err := connect(ctx, &f.infraFlags, stderr)
 	if err != nil {
 		return planFailed(ctx, f, stdout, stderr, err)
@@ -67,7 +72,7 @@ func runPlan(ctx context.Context, f *planFlags, stdout, stderr io.Writer) int {
 	}
 	var gp *provision.GuestPlan
 	if !f.infraOnly {
-		gp, err = c.PlanGuest(ctx, cat, p, provision.SSHOptions{KnownHostsFile: f.h.knownHosts, KeyFile: f.h.sshKey, Jump: f.h.jump},
+		gp, err = c.PlanGuest(ctx, cat, p, provision.SSHOptions{KnownHostsFile: f.h.knownHosts, KeyFile: f.h.sshKey, Jump: f.h.jump, Dialing: dialing},
 			provision.GuestOptions{Getenv: getenv})
 		if err != nil {
 			return planFailed(ctx, f, stdout, stderr, err)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/luthermonson/go-proxmox"
@@ -21,6 +22,11 @@ type adapter struct {
 	c   *proxmox.Client
 	id  Identity
 	log *slog.Logger
+
+	// version is the server's version once read (it does not change under a run): asking
+	// twice would cost a round trip for an answer already known.
+	verMu   sync.Mutex
+	version string
 }
 
 var _ API = (*adapter)(nil)
@@ -57,12 +63,18 @@ func (a *adapter) get(ctx context.Context, path string, v any) error {
 func (a *adapter) Identity() Identity { return a.id }
 
 func (a *adapter) Version(ctx context.Context) (string, error) {
+	a.verMu.Lock()
+	defer a.verMu.Unlock()
+	if a.version != "" {
+		return a.version, nil
+	}
 	var v struct {
 		Version string `json:"version"`
 	}
 	if err := a.get(ctx, "/version", &v); err != nil {
 		return "", err
 	}
+	a.version = v.Version
 	return v.Version, nil
 }
 

@@ -121,7 +121,10 @@ func Dial(cfg ConnConfig) (API, error) {
 }
 
 func tlsConfig(cfg ConnConfig) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.ServerName}
+	// The session cache lets a new connection (pveproxy closes idle keep-alive connections)
+	// resume the TLS session: no certificate exchange, one round trip less with TLS 1.2.
+	// VerifyConnection (the pin) runs on resumed sessions too.
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.ServerName, ClientSessionCache: tls.NewLRUClientSessionCache(8)}
 	if cfg.Insecure {
 		tc.InsecureSkipVerify = true
 		return tc, nil

@@ -268,8 +268,8 @@ func TestDeployEndsWithTheGPUProof(t *testing.T) {
 	if res.Summary.Changed != 0 || st.Connections != 1 || len(proofs) != 1 || proofs[0].Status != provision.StatusOK {
 		t.Fatalf("re-run: %d changed, %d SSH connections, proof %+v", res.Summary.Changed, st.Connections, proofs)
 	}
-	if st.Sessions > 4 {
-		t.Fatalf("converged re-run used %d SSH sessions, want at most 4 (facts, then the proof's facts and checks)", st.Sessions)
+	if st.Sessions != 1 {
+		t.Fatalf("converged re-run used %d SSH sessions, want 1 (the facts pass is also the proof)", st.Sessions)
 	}
 }
 

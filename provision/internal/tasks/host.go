@@ -108,6 +108,16 @@ type Host struct {
 	restart    map[string]bool // services whose configuration changed in this run
 	dropGrace  bool
 	factsCalls int
+
+	// proof makes the first facts pass also run the verification probes (GatherProof);
+	// verified holds that pass's outputs while nothing has changed since (Invalidate drops it).
+	proof    bool
+	verified map[string]Fact
+	// Extra are more read-only probes run with the verification probes (the deploy's evidence
+	// facts); their outputs are read with VerifyFact.
+	Extra map[string]string
+	// lastVerify is what the last Verify observed.
+	lastVerify map[string]Fact
 }
 
 // NewHost prepares a Host.
@@ -116,8 +126,14 @@ func NewHost(r guest.Runner, p Params) *Host {
 	return &Host{R: r, P: p, restart: map[string]bool{}}
 }
 
-// Invalidate forgets the facts (after a change).
-func (h *Host) Invalidate() { h.facts = nil }
+// Invalidate forgets the facts (after a change), and with them a gathered proof.
+func (h *Host) Invalidate() { h.facts, h.verified = nil, nil }
+
+// GatherProof makes the first facts pass also run the verification probes, in the same exec
+// session: when no task changes anything afterwards, Verify proves the machine from that pass
+// and opens no session of its own (a converged deploy is one session). Any change (Invalidate)
+// discards it, and Verify then observes the machine again.
+func (h *Host) GatherProof() { h.proof = true }
 
 // FactsGathered counts facts scripts run (one per observation round).
 func (h *Host) FactsGathered() int { return h.factsCalls }
@@ -140,20 +156,36 @@ func (h *Host) Facts(ctx context.Context) (map[string]Fact, error) {
 	if h.facts != nil {
 		return h.facts, nil
 	}
-	script := h.factsScript()
-	res, err := h.Root(ctx, script)
+	withProof := h.proof && h.factsCalls == 0
+	probes := h.probes()
+	if withProof {
+		probes = h.withVerifyProbes(probes)
+	}
+	f, err := h.gather(ctx, "gather facts", probes)
+	if err != nil {
+		return nil, err
+	}
+	h.facts = f
+	if withProof {
+		h.verified = f
+	}
+	return f, nil
+}
+
+// gather runs probes as one script in one exec session and parses its sections.
+func (h *Host) gather(ctx context.Context, what string, probes map[string]string) (map[string]Fact, error) {
+	res, err := h.Root(ctx, script(probes))
 	if err != nil {
 		var ee *guest.ExitError
 		if !errors.As(err, &ee) {
-			return nil, fmt.Errorf("gather facts: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	h.factsCalls++
 	f := ParseFacts(res.Stdout)
 	if len(f) == 0 {
-		return nil, fmt.Errorf("gather facts: the facts script printed nothing (exit %d): %s", res.ExitCode, guest.Tail(res.Stderr, 5))
+		return nil, fmt.Errorf("%s: the script printed nothing (exit %d): %s", what, res.ExitCode, guest.Tail(res.Stderr, 5))
 	}
-	h.facts = f
 	return f, nil
 }
 
@@ -172,10 +204,12 @@ func (h *Host) Fact(ctx context.Context, name string) (Fact, error) {
 
 // factsScript prints every fact the tasks observe, each between markers, in one exec session.
 // Each probe is read-only.
-func (h *Host) factsScript() string {
+func (h *Host) factsScript() string { return script(h.probes()) }
+
+// script prints each probe's output between markers (sorted by name).
+func script(probes map[string]string) string {
 	var b strings.Builder
 	b.WriteString("export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n")
-	probes := h.probes()
 	names := make([]string, 0, len(probes))
 	for n := range probes {
 		names = append(names, n)

@@ -2,7 +2,6 @@ package tasks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -38,8 +37,8 @@ int main() {
 }
 `
 
-// verifyProbes are read-only commands beyond the facts (one more batch).
-func (h *Host) verifyScript() string {
+// verifyProbes are the read-only commands the verification adds to the facts (and Extra).
+func (h *Host) verifyProbes() map[string]string {
 	probes := map[string]string{
 		"dmesg":       `dmesg 2>/dev/null || journalctl -k -b --no-pager -o short-monotonic`,
 		"modinfo":     `modinfo -F license nvidia`,
@@ -51,33 +50,35 @@ func (h *Host) verifyScript() string {
 		probes["ollama_version_live"] = env + `ollama --version`
 		probes["ollama_list"] = env + `ollama list`
 	}
-	var b strings.Builder
-	b.WriteString("export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n")
-	for _, n := range sortedKeys(probes) {
-		fmt.Fprintf(&b, "echo '%s%s'\n( %s ) 2>&1\necho \"%s%s rc=$?\"\n", factBegin, n, probes[n], factEnd, n)
+	for k, v := range h.Extra {
+		probes[k] = v
 	}
-	return b.String()
+	return probes
 }
 
-// Verify proves the GPU stack and services with read-only commands: the facts script and one
-// verification script (the CUDA sample builds in a temporary directory it removes).
+// withVerifyProbes adds the verification probes to the facts probes (one script, one session).
+func (h *Host) withVerifyProbes(probes map[string]string) map[string]string {
+	for k, v := range h.verifyProbes() {
+		probes[k] = v
+	}
+	return probes
+}
+
+// Verify proves the GPU stack and services with read-only commands: the facts probes and the
+// verification probes in one script, one exec session (the CUDA sample builds in a temporary
+// directory it removes). After GatherProof, while no task has changed anything since the first
+// facts pass, that pass is the proof and no session is opened.
 func (h *Host) Verify(ctx context.Context) ([]Check, error) {
-	h.Invalidate()
-	f, err := h.Facts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res, err := h.Root(ctx, h.verifyScript())
-	if err != nil {
-		var ee *guest.ExitError
-		if !errors.As(err, &ee) {
-			return nil, fmt.Errorf("run verification commands: %w", err)
+	f := h.verified
+	if f == nil {
+		h.Invalidate()
+		var err error
+		if f, err = h.gather(ctx, "run verification commands", h.withVerifyProbes(h.probes())); err != nil {
+			return nil, err
 		}
+		h.facts = f
 	}
-	vf := ParseFacts(res.Stdout)
-	for k, v := range vf {
-		f[k] = v
-	}
+	h.lastVerify = f
 	var cs []Check
 	add := func(name string, pass bool, evidence string) {
 		cs = append(cs, Check{Name: name, Pass: pass, Evidence: strings.TrimSpace(evidence)})
@@ -92,6 +93,12 @@ func (h *Host) Verify(ctx context.Context) ([]Check, error) {
 		h.verifyOllama(f, o, add)
 	}
 	return cs, nil
+}
+
+// VerifyFact is an output the last Verify observed (an Extra probe's, say).
+func (h *Host) VerifyFact(name string) (Fact, bool) {
+	f, ok := h.lastVerify[name]
+	return f, ok
 }
 
 func (h *Host) verifyGPU(f map[string]Fact, g *GPUParams, add func(string, bool, string)) {
