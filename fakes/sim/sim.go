@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -385,7 +386,23 @@ func ensureAuthorized(path string, key ssh.PublicKey) error {
 func (s *Sim) controlReset(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/_sim/reset" {
-			s.api.Reset()
+			// {"topology": {...}}: reset onto that topology (simclient ResetTopology).
+			var body struct{ Topology *pve.Topology }
+			raw, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+			if len(bytes.TrimSpace(raw)) > 0 {
+				if err := json.Unmarshal(raw, &body); err != nil {
+					http.Error(w, "bad JSON: "+err.Error(), http.StatusBadRequest)
+					return
+				}
+			}
+			if body.Topology != nil {
+				if err := s.api.ResetTo(*body.Topology); err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+			} else {
+				s.api.Reset()
+			}
 			s.guests.ClearFaults("")
 			s.guests.ResetStats()
 			s.jump.resetStats()

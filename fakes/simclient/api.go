@@ -76,6 +76,14 @@ func (c *Client) Reset(ctx context.Context) error {
 	return c.Do(ctx, http.MethodPost, "reset", nil, nil)
 }
 
+// ResetTopology is Reset onto another cluster topology for this reset only (the next Reset
+// returns to the simulator's start topology). topology is a pve.Topology or anything that
+// marshals to the same JSON (fakes/sim LoadTopology reads one from a file); users and tokens it
+// does not list are kept, so the credentials in the env file keep working.
+func (c *Client) ResetTopology(ctx context.Context, topology any) error {
+	return c.Do(ctx, http.MethodPost, "reset", map[string]any{"topology": topology}, nil)
+}
+
 // Request is one logged API request (secrets redacted).
 type Request struct {
 	Time   time.Time      `json:"time"`
