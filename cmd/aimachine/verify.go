@@ -17,6 +17,7 @@ func newVerifyCmd(a *app) *cobra.Command {
 	var f infraFlags
 	var h hostFlags
 	var asJSON bool
+	var ff fleetFlags
 	cmd := &cobra.Command{
 		Use:   "verify [VM] [flags]",
 		Short: "prove a deployed VM's GPU, CUDA, vLLM and Ollama (read-only)",
@@ -30,6 +31,12 @@ nvcc, a CUDA sample, vLLM /health and /v1/models, Ollama. Exit 0 only when every
 			if err := f.resolve(args); err != nil {
 				return err
 			}
+			if f.multi() {
+				if h.host != "" {
+					return usageErrorf("", "--host verifies one machine: give one VM, not several or --all")
+				}
+				return exitOf(runFleetVerify(cmd.Context(), f, h, ff, asJSON, a.stdout, a.stderr))
+			}
 			return exitOf(runVerify(cmd.Context(), f, h, asJSON, a.stdout, a.stderr))
 		},
 	}
@@ -38,6 +45,7 @@ nvcc, a CUDA sample, vLLM /health and /v1/models, Ollama. Exit 0 only when every
 	h.addSSH(fs)
 	fs.StringVar(&h.host, "host", "", "verify this machine `USER@ADDR[:PORT]` instead of the catalog VM's address")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON on stdout (docs/json.md)")
+	ff.add(fs)
 	return cmd
 }
 
