@@ -80,6 +80,11 @@ func TestFleetCommands(t *testing.T) {
 		t.Errorf("progress lines do not name their VM:\n%s", errs)
 	}
 
+	code, out, errs = cli("status")
+	if code != 1 || strings.Count(out, " running ") != 8 || strings.Count(out, "down  down") != 8 || !strings.Contains(out, "gpu-5060-1  201  running  pve1  192.168.0.201") {
+		t.Errorf("status after an infra-only deploy (no driver, no services: not healthy): exit %d\n%s\n%s", code, out, errs)
+	}
+
 	// The run again: nothing changes, each VM stays where it is.
 	before, err := s.Control().Stats(ctx)
 	if err != nil {

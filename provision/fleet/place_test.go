@@ -154,3 +154,14 @@ func TestPlaceCountsHeldDevices(t *testing.T) {
 		t.Errorf("placements %+v", ps[1:])
 	}
 }
+
+func copyFile(t testing.TB, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
