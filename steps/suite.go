@@ -153,6 +153,7 @@ func register(sc *godog.ScenarioContext) *World {
 	w.registerServiceSteps(sc)
 	w.registerFailureSteps(sc)
 	w.registerOperatorSteps(sc)
+	w.registerFleetSteps(sc)
 	return w
 }
 

@@ -67,6 +67,7 @@ type World struct {
 	guestMark  int // first event of the last guest phase
 
 	operatorState // features/operator_experience.feature
+	fleetState    // features/fleet.feature
 }
 
 // runRecord is one deploy for the evidence record.
