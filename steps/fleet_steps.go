@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/cucumber/godog"
+	"gopkg.in/yaml.v3"
 
 	"github.com/aimachine/aimachine/catalog"
-	"github.com/aimachine/aimachine/fakes/sim"
 	"github.com/aimachine/aimachine/fakes/simclient"
 	"github.com/aimachine/aimachine/provision"
 	"github.com/aimachine/aimachine/provision/fleet"
@@ -55,8 +55,14 @@ func (w *World) aFourNodeCluster(ctx context.Context) error {
 	if !w.t.simulated() {
 		return errNoSimulator
 	}
-	tp, err := sim.LoadTopology(repoFile("fakes/sim/testdata/fleet-topology.yaml"))
+	// The topology file goes to the control API as it is (a user of the simulator has the file
+	// and the control API, nothing else: fence_test.go).
+	data, err := os.ReadFile(repoFile("fakes/sim/testdata/fleet-topology.yaml"))
 	if err != nil {
+		return err
+	}
+	var tp map[string]any
+	if err := yaml.Unmarshal(data, &tp); err != nil {
 		return err
 	}
 	return w.t.sim.Control().ResetTopology(ctx, tp)
