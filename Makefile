@@ -19,7 +19,7 @@ CATALOG ?= infrastructure-catalog.yml
 COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 LDFLAGS := -X main.commit=$(COMMIT)
 
-.PHONY: help test fuzz reliability vet unit bdd demo sim deploy-vm-llm-aimachine lint fmt build clean clean-docker
+.PHONY: help test fuzz reliability vet unit bdd demo sim deploy-vm-llm-aimachine lint fmt build clean clean-docker bench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ test: vet ## vet + unit tests + the reliability suites + every @fake scenario (s
 FUZZTIME ?= 10s
 fuzz: ## fuzz the catalog loader and validator for FUZZTIME (no panic, no hang, bounded memory)
 	go test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./catalog
+
+bench: ## the fleet benchmark: 8 GPU VMs on 4 simulated nodes against 1 VM (ratio, API requests per VM; README)
+	go test -run='^$$' -bench='^BenchmarkFleetDeploy$$' -benchtime=1x ./provision/fleet/
 
 reliability: ## only the reliability suites (fault matrix, crash, concurrency; RELIABILITY.md), about 5 minutes
 	go test -count=1 -timeout 20m -tags reliability ./provision/internal/reliability/
