@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimachine/aimachine/docs/schema"
 	"github.com/aimachine/aimachine/fakes/sim"
 )
 
@@ -94,6 +95,9 @@ func TestFleetCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"changed": 0`) || strings.Contains(out, `"changed": 1`) {
 		t.Fatalf("re-run: exit %d\n%s\n%s", code, out, errs)
 	}
+	if err := schema.Validate("fleet-result.schema.json", []byte(out)); err != nil {
+		t.Errorf("deploy --json: %v\n%s", err, out)
+	}
 	after, _ := s.Control().Stats(ctx)
 	// Every mutating call but the run lease's own take and give-back (the synchronous config
 	// PUT, the only thing aimachine sends with it: provision/internal/lease); see changing.
@@ -104,6 +108,11 @@ func TestFleetCommands(t *testing.T) {
 	}
 	if l := after.API.ByRoute[lease] - before.API.ByRoute[lease]; l != 4 {
 		t.Errorf("re-run made %d lease writes, want 4 (take and give back, two VMs)", l)
+	}
+
+	code, out, _ = cli("status", "--json")
+	if err := schema.Validate("status.schema.json", []byte(out)); code != 1 || err != nil {
+		t.Errorf("status --json: exit %d, %v\n%s", code, err, out)
 	}
 
 	// destroy --all needs --yes, then deletes our eight and keeps VM 900.
@@ -119,5 +128,17 @@ func TestFleetCommands(t *testing.T) {
 	}
 	if err := s.Control().State(ctx, &snap); err != nil || len(snap.VMs) != 1 || snap.VMs[0].VMID != 900 {
 		t.Fatalf("after destroy --all: %+v, %v", snap, err)
+	}
+
+	// One VM fails: the other is deployed, the recap names both, exit 1.
+	if err := s.Control().SetVMFault(ctx, 203, "kvm-timeout"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = cli("deploy", "--vm", "gpu-5060-1,gpu-5060-3", "--infra-only")
+	if code != 1 || !strings.Contains(out, "gpu-5060-3  pve3  rolled back") || !strings.Contains(out, "gpu-5060-1  pve1  ok") || !strings.Contains(out, "2 VMs: 1 ok, 1 failed") {
+		t.Errorf("deploy with one failing VM: exit %d\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(errs, "gpu-5060-3 │ ✗ ") {
+		t.Errorf("the failure is not reported on the VM's lines:\n%s", errs)
 	}
 }
