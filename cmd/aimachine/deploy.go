@@ -67,6 +67,9 @@ the result (docs/json.md).`,
 				if f.h.host != "" {
 					return usageErrorf("", "--host runs the guest phase on one machine: give one VM, not several or --all")
 				}
+				if err := f.fleet.check(); err != nil {
+					return err
+				}
 				return exitOf(runFleetDeploy(cmd.Context(), &f, a.stdout, a.stderr))
 			}
 			return exitOf(runDeploy(cmd.Context(), &f, a.stdout, a.stderr))

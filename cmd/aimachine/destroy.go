@@ -37,6 +37,9 @@ its pinned SSH host key from known_hosts. Proxmox access comes from PROXMOX_VE_*
 					"deleting VM %q and its disks needs --yes", f.vm)
 			}
 			if f.multi() {
+				if err := ff.check(); err != nil {
+					return err
+				}
 				return exitOf(runFleetDestroy(cmd.Context(), &f, ff, knownHosts, provision.LeaseOptions{ForceUnlock: forceUnlock, LockWait: lockWait}, a.stdout, a.stderr))
 			}
 			return exitOf(runDestroy(cmd.Context(), &f, knownHosts, provision.LeaseOptions{ForceUnlock: forceUnlock, LockWait: lockWait}, a.stdout, a.stderr))

@@ -27,6 +27,14 @@ func (ff *fleetFlags) add(fs *pflag.FlagSet) {
 	fs.BoolVar(&ff.failFast, "fail-fast", false, "with several VMs: start no further VM once one failed (those running finish)")
 }
 
+// check refuses a --parallel below 1.
+func (ff fleetFlags) check() error {
+	if ff.parallel < 1 {
+		return usageErrorf("the default is 4", "--parallel %d: want at least 1", ff.parallel)
+	}
+	return nil
+}
+
 func (ff fleetFlags) options() fleet.Options {
 	return fleet.Options{Parallel: ff.parallel, FailFast: ff.failFast}
 }
@@ -78,7 +86,7 @@ func runFleetDeploy(ctx context.Context, f *deployFlags, stdout, stderr io.Write
 	if err != nil {
 		return fail(ctx, stderr, err)
 	}
-	fmt.Fprintf(stderr, "deploy %d VMs, %d at a time: reports in %s\n", len(names), max(f.fleet.parallel, 1), f.reports)
+	fmt.Fprintf(stderr, "deploy %d VMs, at most %d at a time: reports in %s\n", len(names), f.fleet.parallel, f.reports)
 	lines := fleet.NewLines(stderr, names)
 	rs := fleet.Run(ctx, names, f.fleet.options(), func(ctx context.Context, vm string) fleet.Result {
 		w := lines.For(vm)

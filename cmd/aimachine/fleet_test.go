@@ -63,6 +63,12 @@ func TestFleetCommands(t *testing.T) {
 		return code, out.String(), errb.String()
 	}
 
+	if code, _, errs := cli("deploy", "--all", "--parallel", "0"); code != 2 || !strings.Contains(errs, "--parallel 0: want at least 1") {
+		t.Errorf("--parallel 0: exit %d, %s", code, errs)
+	}
+	if code, _, errs := cli("deploy", "--all", "gpu-5060-1"); code != 2 || !strings.Contains(errs, "--all and a VM name") {
+		t.Errorf("--all with a name: exit %d, %s", code, errs)
+	}
 	code, out, errs := cli("plan", "--all", "--infra-only")
 	if code != 0 || strings.Count(out, "placement: node: auto → ") != 8 || !strings.Contains(out, "8 VMs: 16 to change") {
 		t.Fatalf("plan --all: exit %d\n%s\n%s", code, out, errs)

@@ -35,6 +35,9 @@ nvcc, a CUDA sample, vLLM /health and /v1/models, Ollama. Exit 0 only when every
 				if h.host != "" {
 					return usageErrorf("", "--host verifies one machine: give one VM, not several or --all")
 				}
+				if err := ff.check(); err != nil {
+					return err
+				}
 				return exitOf(runFleetVerify(cmd.Context(), f, h, ff, asJSON, a.stdout, a.stderr))
 			}
 			return exitOf(runVerify(cmd.Context(), f, h, asJSON, a.stdout, a.stderr))
