@@ -121,6 +121,12 @@ func TestFleetCommands(t *testing.T) {
 		t.Errorf("status --json: exit %d, %v\n%s", code, err, out)
 	}
 
+	// verify over two VMs: infrastructure only, so no driver: both fail, each on its own lines.
+	code, out, errs = cli("verify", "--vm", "gpu-5060-1,gpu-4090-8")
+	if code != 1 || !strings.Contains(out, "2 VMs: 0 ok, 2 failed") || !strings.Contains(errs, "gpu-4090-8 │ ✗ ") {
+		t.Errorf("verify of two VMs without a driver: exit %d\n%s\n%s", code, out, errs)
+	}
+
 	// destroy --all needs --yes, then deletes our eight and keeps VM 900.
 	if code, _, errs = cli("destroy", "--all"); code != 2 || !strings.Contains(errs, "needs --yes") {
 		t.Fatalf("destroy --all without --yes: %d %s", code, errs)
