@@ -89,4 +89,3 @@ func BenchmarkFleetDeploy(b *testing.B) {
 	b.ReportMetric(float64(one.Milliseconds())/float64(b.N), "ms/1vm")
 	b.ReportMetric(float64(eight.Milliseconds())/float64(b.N), "ms/8vm")
 }
-
