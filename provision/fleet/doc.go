@@ -1,5 +1,8 @@
 // Package fleet runs one command over many catalog VMs: which VMs (Select), where the ones with
-// node: auto go (Place), and the bounded concurrent fan-out with its recap (Run, Table).
+// node: auto go (Place), the bounded concurrent fan-out with its recap (Run, Table, Lines for
+// per-VM progress lines), and the read-only view of them all (Status: one cluster read, one SSH
+// probe per running VM). It uses only provision's public API; cmd/aimachine and the fleet
+// scenario (features/fleet.feature) call it.
 //
 // Placement rule (Place), deterministic: VMs are placed in catalog order. A VM that exists in
 // the cluster stays on its node. A node: auto VM may go to a catalog node that lists its disk
