@@ -38,6 +38,9 @@ type NetworkDefaults struct {
 	Nameservers []string `yaml:"nameservers,omitempty"`
 }
 
+// NodeAuto as a VM's node lets the tool place it (it needs gpu.mapping).
+const NodeAuto = "auto"
+
 // Node is a Proxmox node as the catalog knows it.
 type Node struct {
 	Name string `yaml:"name"`
@@ -57,8 +60,10 @@ type JumpHost struct {
 
 // VM is one virtual machine.
 type VM struct {
-	ID       int    `yaml:"id"`
-	Name     string `yaml:"name"`
+	ID   int    `yaml:"id"`
+	Name string `yaml:"name"`
+	// Node is the Proxmox node, or NodeAuto: the tool picks a node where gpu.mapping has a
+	// free device and the VM fits (provision/fleet Place); a VM that exists stays on its node.
 	Node     string `yaml:"node"`
 	Cores    int    `yaml:"cores"`
 	MemoryMB int    `yaml:"memory_mb"`

@@ -194,6 +194,21 @@ func (k *checker) ipv4(path, s string) (netip.Addr, bool) {
 	return a, true
 }
 
+// autoNode checks a VM with node: auto: its GPU comes from a cluster mapping (the tool places
+// it where the mapping has a free device), and at least one catalog node can hold it.
+func (k *checker) autoNode(p string, vm *VM) {
+	if vm.GPU == nil || !vm.GPU.Enabled || vm.GPU.Mapping == "" {
+		k.errf(p+".node", "%s places the VM on a node where its GPU's cluster mapping has a free device: it needs gpu.enabled with gpu.mapping (or name the node; known nodes: %s)", NodeAuto, k.nodeNames())
+		return
+	}
+	for _, n := range k.c.Nodes {
+		if (n.Cores == 0 || vm.Cores <= n.Cores) && (n.MemoryMB == 0 || vm.MemoryMB <= n.MemoryMB) && slices.Contains(n.Storages, vm.Disk.Storage) {
+			return
+		}
+	}
+	k.errf(p+".node", "%s: no catalog node declares room for %d cores, %d MB and storage %q (known nodes: %s)", NodeAuto, vm.Cores, vm.MemoryMB, vm.Disk.Storage, k.nodeNames())
+}
+
 func (k *checker) nodes() {
 	if len(k.c.Nodes) == 0 {
 		k.errf("nodes", "no nodes: declare at least the Proxmox node the VMs run on (name and storages)")
@@ -206,6 +221,8 @@ func (k *checker) nodes() {
 			k.errf(p+".name", "is required: the Proxmox node name, e.g. pve")
 		case !dnsLabelRE.MatchString(n.Name):
 			k.errf(p+".name", "got %q, want a lower-case DNS label (pattern %s)", n.Name, dnsLabelRE)
+		case n.Name == NodeAuto:
+			k.errf(p+".name", "%q is reserved: vms[].node: %s asks the tool to place the VM", NodeAuto, NodeAuto)
 		}
 		if j, dup := seen[n.Name]; dup && n.Name != "" {
 			k.errf(p+".name", "node %q is already declared at nodes[%d]", n.Name, j)
@@ -270,6 +287,8 @@ func (k *checker) vm(i int, vm *VM) {
 	switch {
 	case vm.Node == "":
 		k.errf(p+".node", "is required: the Proxmox node to create the VM on (known nodes: %s)", k.nodeNames())
+	case vm.Node == NodeAuto:
+		k.autoNode(p, vm)
 	case !nodeOK:
 		k.errf(p+".node", "unknown node %q (known nodes: %s)", vm.Node, k.nodeNames())
 	}
@@ -700,7 +719,8 @@ func (k *checker) acrossVMs() {
 		} else {
 			ips[vm.Network.IP] = i
 		}
-		if vm.GPUEnabled() && vm.OnBootEnabled() {
+		// node: auto VMs share a mapping on purpose: placement gives each its own device.
+		if vm.GPUEnabled() && vm.OnBootEnabled() && vm.Node != NodeAuto {
 			dev := vm.Node + "/" + vm.GPU.Device()
 			if j, dup := gpus[dev]; dup && vm.GPU.Device() != "" {
 				k.warnf(p+".gpu", "%s on node %q is also passed to vms[%d] (%s) and both start on boot: only one can run at a time", vm.GPU.Device(), vm.Node, j, k.c.VMs[j].Name)

@@ -47,6 +47,7 @@ var invalidCases = []struct {
 	{"invalid-ip-strategy.yaml", "vms[0].network.ip", "15:19", `got 192.168.0.50, but network.strategy "id" gives VM 140 the address 192.168.0.140`, 1, schemaAccepts},
 	{"invalid-ip-outside-subnet.yaml", "vms[0].network.ip", "16:19", "10.0.0.140 is outside network.subnet 192.168.0.0/24", 1, schemaAccepts},
 	{"invalid-pci-address.yaml", "vms[0].gpu.pci_address", "22:20", `got "0000:0A:00", want a host PCI address`, 1, schemaRejects},
+	{"invalid-auto-no-mapping.yaml", "vms[0].node", "14:11", "auto places the VM on a node where its GPU's cluster mapping has a free device: it needs gpu.enabled with gpu.mapping", 1, schemaRejects},
 	{"invalid-gpu-both.yaml", "vms[0].gpu", "20:5", `sets both pci_address "0000:01:00" and mapping "gpu0"`, 1, schemaRejects},
 	{"invalid-gpu-neither.yaml", "vms[0].gpu", "20:5", "sets neither pci_address", 1, schemaRejects},
 	{"invalid-gpu-no-enabled.yaml", "vms[0].gpu.enabled", "20:5", "is required: write enabled: true", 3, schemaRejects},
@@ -164,6 +165,7 @@ var validFiles = map[string][]string{
 	},
 	"testdata/valid-minimal.yaml": {"testdata/valid-minimal.yaml:10:5: vms[0].image: warning: agent is on but the noble cloud image has no qemu-guest-agent"},
 	"testdata/valid-mapping.yaml": nil,
+	"testdata/valid-fleet.yaml":   nil, // node: auto VMs share a mapping without the shared-GPU warning
 	"testdata/valid-anchors.yaml": nil,
 	"testdata/valid-iso.yaml": {
 		"testdata/valid-iso.yaml:18:12: vms[0].image.iso: warning: \"local:iso/ubuntu-24.04.3-live-server-amd64.iso\" boots the Subiquity installer, which cannot install unattended",

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/aimachine/aimachine/catalog"
 	"github.com/aimachine/aimachine/provision/guest"
@@ -672,10 +671,9 @@ func (r *run) pinHostKey(ctx context.Context, cfg guest.Config, replace bool) er
 			return "", "", &TaskError{Phase: PhaseInfra, Task: task, Err: fmt.Errorf("%s of VM %d is not a public key: %w", hostKeyPath, s.vmid, err)}
 		}
 		alias := cfg.Addr
-		snap := snapshotKnownHosts(cfg.KnownHostsFile)
-		changed, err := pinHostKey(cfg.KnownHostsFile, alias, key, replace)
+		changed, undo, err := pinWithUndo(cfg.KnownHostsFile, alias, key, replace)
 		if changed {
-			r.unpin = snap.restorer(cfg.KnownHostsFile, knownhosts.Line([]string{knownhosts.Normalize(alias)}, key))
+			r.unpin = undo
 		}
 		if err != nil {
 			te := &TaskError{Phase: PhaseInfra, Task: task, Err: err}

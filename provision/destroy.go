@@ -91,7 +91,7 @@ func (c *Client) Destroy(ctx context.Context, cat *catalog.Catalog, vmName strin
 			kh = DefaultKnownHostsFile()
 		}
 		if hasPinned(kh, s.vm.IP()+":22") {
-			if derr := dropHost(kh, hostOnly(s.vm.IP()+":22")); derr == nil {
+			if derr := dropPinned(kh, hostOnly(s.vm.IP()+":22")); derr == nil {
 				r.note(task, "removed the pinned host key of "+s.vm.IP()+" from "+kh)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -155,6 +156,37 @@ func portOf(addr string) int {
 	var n int
 	fmt.Sscanf(p, "%d", &n)
 	return n
+}
+
+// knownHostsMu serialises this process's changes to known_hosts files: deploys of several VMs
+// run concurrently (provision/fleet), and a pin, its undo and a destroy's removal each read,
+// then write the file.
+var knownHostsMu sync.Mutex
+
+// pinWithUndo pins key for addr (pinHostKey) and, when it changed the file, returns the undo
+// that a rollback runs (khSnapshot.restorer); both hold knownHostsMu.
+func pinWithUndo(file, addr string, key ssh.PublicKey, replace bool) (bool, func() error, error) {
+	knownHostsMu.Lock()
+	defer knownHostsMu.Unlock()
+	snap := snapshotKnownHosts(file)
+	changed, err := pinHostKey(file, addr, key, replace)
+	var undo func() error
+	if changed {
+		restore := snap.restorer(file, knownhosts.Line([]string{knownhosts.Normalize(addr)}, key))
+		undo = func() error {
+			knownHostsMu.Lock()
+			defer knownHostsMu.Unlock()
+			return restore()
+		}
+	}
+	return changed, undo, err
+}
+
+// dropPinned is dropHost under knownHostsMu.
+func dropPinned(file, host string) error {
+	knownHostsMu.Lock()
+	defer knownHostsMu.Unlock()
+	return dropHost(file, host)
 }
 
 // khSnapshot is a known_hosts file as it was before a pin.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/aimachine/aimachine/catalog"
 	"github.com/aimachine/aimachine/provision/pve"
 )
 
@@ -272,11 +273,15 @@ func (r *run) checkGPU(ctx context.Context) error {
 		}
 	}
 
-	// Another VM holding the device (running, or set to start on boot).
+	// Another VM holding the device (running, or set to start on boot). A mapping with several
+	// entries on the node is a pool (qemu-server PCI.pm: the first free entry is taken at start):
+	// it is busy only when every entry is held.
 	vms, err := r.c.api.Resources(ctx, "vm")
 	if err != nil {
 		return fail(err, apiHint(err))
 	}
+	pool := t.mapping != "" && len(t.paths) > 1
+	var holders []string
 	for _, o := range vms {
 		if o.Type != "qemu" || o.VMID == s.vmid || o.Node != s.node || o.Template {
 			continue
@@ -305,10 +310,18 @@ func (r *run) checkGPU(ctx context.Context) error {
 			if !running {
 				state = "stopped but starts on boot"
 			}
+			if pool {
+				holders = append(holders, fmt.Sprintf("VM %d (%s)", o.VMID, state))
+				continue
+			}
 			dev := matched[0].ID
 			return fail(pve.Classed(pve.ErrPCIBusy, "PCI device '%s' already in use by VMID '%d' (%s, %s: %s)", dev, o.VMID, state, k, v),
 				fmt.Sprintf("stop VM %d (and clear its onboot, or remove its %s) or choose another GPU in the catalog", o.VMID, k))
 		}
+	}
+	if pool && len(holders) >= len(t.paths) {
+		return fail(pve.Classed(pve.ErrPCIBusy, "every device of %s on node %q is in use: %s", t.label, s.node, strings.Join(holders, ", ")),
+			fmt.Sprintf("stop one of them (and clear its onboot), add a device to the mapping, or place the VM on another node (node: %s)", catalog.NodeAuto))
 	}
 	return nil
 }

@@ -48,6 +48,11 @@ func (c *Client) newRun(cat *catalog.Catalog, vmName, runID string, rep Reporter
 	if err != nil {
 		return nil, err
 	}
+	if vm.Node == catalog.NodeAuto {
+		return nil, &TaskError{Phase: PhaseInfra, Task: "read the catalog",
+			Err:  fmt.Errorf("VM %q has node: %s and no node was chosen for it", vm.Name, catalog.NodeAuto),
+			Hint: "place it first (provision/fleet Place; aimachine plan and deploy do), or name its node in the catalog"}
+	}
 	if runID == "" {
 		runID = NewRunID()
 	}

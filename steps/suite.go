@@ -157,6 +157,7 @@ func register(sc *godog.ScenarioContext) *World {
 	w.registerModelSteps(sc)
 	w.registerLeaseSteps(sc)
 	w.registerHostileSteps(sc)
+	w.registerFleetSteps(sc)
 	return w
 }
 

@@ -71,7 +71,8 @@ type World struct {
 	// host readiness (features/host_readiness.feature)
 	rd readinessState
 	// run lease (features/run_lease.feature)
-	lease *leaseRun
+	lease      *leaseRun
+	fleetState // features/fleet.feature
 }
 
 // runRecord is one deploy for the evidence record.

@@ -24,6 +24,19 @@ type deployFlags struct {
 	// over a crashed run's lease.
 	waits       time.Duration
 	forceUnlock string
+	fleet       fleetFlags // --parallel, --fail-fast (several VMs)
+}
+
+// options are the DeployOptions of one VM's deploy (also each VM's of a fleet deploy).
+func (f *deployFlags) options(rep provision.Reporter) provision.DeployOptions {
+	h := f.h
+	return provision.DeployOptions{
+		Reporter: rep, KeepOnFailure: f.keep, InfraOnly: f.infraOnly,
+		Lease:        provision.LeaseOptions{ForceUnlock: f.forceUnlock, LockWait: f.waits},
+		AgentTimeout: f.waits, CloudInitTimeout: f.waits,
+		SSH:   provision.SSHOptions{KnownHostsFile: h.knownHosts, KeyFile: h.sshKey, Jump: h.jump, ReplaceHostKey: f.replace, Timeout: f.waits},
+		Guest: provision.GuestOptions{ReportDir: f.reports},
+	}
 }
 
 func newDeployCmd(a *app) *cobra.Command {
@@ -50,6 +63,15 @@ the result (docs/json.md).`,
 			if err := f.resolve(args); err != nil {
 				return err
 			}
+			if f.multi() {
+				if f.h.host != "" {
+					return usageErrorf("", "--host runs the guest phase on one machine: give one VM, not several or --all")
+				}
+				if err := f.fleet.check(); err != nil {
+					return err
+				}
+				return exitOf(runFleetDeploy(cmd.Context(), &f, a.stdout, a.stderr))
+			}
 			return exitOf(runDeploy(cmd.Context(), &f, a.stdout, a.stderr))
 		},
 	}
@@ -65,6 +87,7 @@ the result (docs/json.md).`,
 	fs.DurationVar(&f.waits, "timeout", 0, "bound each wait (guest agent, cloud-init, SSH, a PVE config lock) to `DURATION` (default: agent 10m, cloud-init 20m, SSH 5m, lock 5m)")
 	fs.StringVar(&f.forceUnlock, "force-unlock", "", "take over the run lease of the crashed run `RUN_ID` (named in the refusal) instead of waiting for it to expire")
 	addReports(fs, &f.reports)
+	f.fleet.add(fs)
 	return cmd
 }
 
@@ -122,16 +145,16 @@ func runDeploy(ctx context.Context, f *deployFlags, stdout, stderr io.Writer) in
 		result(nil, "", err)
 		return fail(ctx, stderr, err)
 	}
+	if cat, err = placeFor(ctx, c, cat, []string{f.vm}, stderr); err != nil {
+		result(nil, "", err)
+		return fail(ctx, stderr, err)
+	}
 	if !f.json {
 		fmt.Fprintf(stderr, "deploy %s: reports in %s\n", f.vm, f.reports)
 	}
-	res, err := c.Deploy(ctx, cat, f.vm, provision.DeployOptions{
-		Reporter: rep, KeepOnFailure: f.keep, InfraOnly: f.infraOnly,
-		Lease:        provision.LeaseOptions{ForceUnlock: f.forceUnlock, LockWait: f.waits},
-		AgentTimeout: f.waits, CloudInitTimeout: f.waits,
-		SSH:   provision.SSHOptions{KnownHostsFile: h.knownHosts, KeyFile: h.sshKey, Jump: h.jump, ReplaceHostKey: f.replace, Timeout: f.waits, Dialing: dialing},
-		Guest: provision.GuestOptions{ReportDir: f.reports},
-	})
+	opts := f.options(rep)
+	opts.SSH.Dialing = dialing
+	res, err := c.Deploy(ctx, cat, f.vm, opts)
 	evidence := ""
 	if err == nil && res != nil && res.GuestPhase {
 		evidence = writeEvidence(ctx, c, cat, res, f.reports, stderr)

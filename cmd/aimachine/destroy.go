@@ -16,6 +16,7 @@ func newDestroyCmd(a *app) *cobra.Command {
 	var yes bool
 	var knownHosts, forceUnlock string
 	var lockWait time.Duration
+	var ff fleetFlags
 	cmd := &cobra.Command{
 		Use:   "destroy [VM] --yes [flags]",
 		Short: "stop and delete a catalog VM this tool manages (needs --yes)",
@@ -27,9 +28,19 @@ its pinned SSH host key from known_hosts. Proxmox access comes from PROXMOX_VE_*
 			if err := f.resolve(args); err != nil {
 				return err
 			}
+			if !yes && f.all {
+				return usageErrorf("'aimachine status' shows what exists; re-run with --yes to delete every VM of the catalog that carries the aimachine tag",
+					"deleting every catalog VM and its disks needs --yes")
+			}
 			if !yes {
 				return usageErrorf(fmt.Sprintf("'aimachine plan %s' shows what exists; re-run with --yes to delete it", f.vm),
 					"deleting VM %q and its disks needs --yes", f.vm)
+			}
+			if f.multi() {
+				if err := ff.check(); err != nil {
+					return err
+				}
+				return exitOf(runFleetDestroy(cmd.Context(), &f, ff, knownHosts, provision.LeaseOptions{ForceUnlock: forceUnlock, LockWait: lockWait}, a.stdout, a.stderr))
 			}
 			return exitOf(runDestroy(cmd.Context(), &f, knownHosts, provision.LeaseOptions{ForceUnlock: forceUnlock, LockWait: lockWait}, a.stdout, a.stderr))
 		},
@@ -39,6 +50,7 @@ its pinned SSH host key from known_hosts. Proxmox access comes from PROXMOX_VE_*
 	cmd.Flags().StringVar(&knownHosts, "known-hosts", defaultKnownHosts(), "pinned SSH host keys `FILE` (the VM's line is removed)")
 	cmd.Flags().DurationVar(&lockWait, "timeout", 0, "bound the wait for a PVE config lock (a create in progress) to `DURATION` (default 5m)")
 	cmd.Flags().StringVar(&forceUnlock, "force-unlock", "", "take over the run lease of the crashed run `RUN_ID` (named in the refusal)")
+	ff.add(cmd.Flags())
 	return cmd
 }
 
@@ -46,6 +58,9 @@ func runDestroy(ctx context.Context, f *infraFlags, knownHosts string, lease pro
 	start := time.Now()
 	cat, c, _, err := connect(ctx, f, stderr)
 	if err != nil {
+		return fail(ctx, stderr, err)
+	}
+	if cat, _, err = locate(ctx, c.API(), cat); err != nil {
 		return fail(ctx, stderr, err)
 	}
 	rep := &renderer{w: stderr, verbose: f.verbose, style: styleFor(stderr)}

@@ -37,6 +37,7 @@ func catalogDefault() string { return cmp.Or(getenv(envCatalog), defaultCatalog)
 // infraFlags are the flags plan, deploy and destroy share.
 type infraFlags struct {
 	vm       string
+	all      bool // --all: every catalog VM (cmd/aimachine/fleet.go)
 	catalog  string
 	insecure bool
 	verbose  bool
@@ -54,7 +55,8 @@ func (f *infraFlags) addFlags(cmd *cobra.Command) {
 // addCatalog adds --vm and --catalog only (verify).
 func (f *infraFlags) addCatalog(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringVar(&f.vm, "vm", "", "the catalog VM `NAME` (or id); also accepted as the first argument")
+	fs.StringVar(&f.vm, "vm", "", "the catalog VM `NAME` (or id), or several: a,b,c; also accepted as the first argument")
+	fs.BoolVar(&f.all, "all", false, "every VM of the catalog")
 	fs.StringVar(&f.catalog, "catalog", catalogDefault(), "the infrastructure catalog `FILE` ($"+envCatalog+" sets the default)")
 	_ = cmd.RegisterFlagCompletionFunc("vm", f.completeVM)
 	_ = cmd.MarkFlagFilename("catalog", "yml", "yaml")
@@ -88,14 +90,19 @@ func (f *infraFlags) resolve(args []string) error {
 		return usageErrorf("", "unexpected arguments %q (one VM name at most)", args[1:])
 	case len(args) == 1 && f.vm != "" && f.vm != args[0]:
 		return usageErrorf("", "VM %q given twice: as an argument and as --vm %q", args[0], f.vm)
+	case f.all && (len(args) == 1 || f.vm != ""):
+		return usageErrorf("", "--all and a VM name: give one of them")
 	case len(args) == 1:
 		f.vm = args[0]
 	}
-	if f.vm == "" {
-		return usageErrorf("aimachine catalog validate lists the VMs", "--vm NAME is required (or the VM name as the first argument)")
+	if f.vm == "" && !f.all {
+		return usageErrorf("aimachine catalog validate lists the VMs", "--vm NAME is required (or the VM name as the first argument, several as a,b,c, or --all)")
 	}
 	return nil
 }
+
+// multi: the command works on several VMs (--all or --vm a,b).
+func (f *infraFlags) multi() bool { return f.all || strings.Contains(f.vm, ",") }
 
 // hostFlags are the SSH flags of verify and of deploy --host.
 type hostFlags struct {

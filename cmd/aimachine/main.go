@@ -183,7 +183,7 @@ func newRoot(a *app) *cobra.Command {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	root.SetUsageTemplate(root.UsageTemplate() + envHelp())
 	native := []*cobra.Command{
-		newPlanCmd(a), newDeployCmd(a), newVerifyCmd(a), newBenchCmd(a), newDestroyCmd(a), newCatalogCmd(a), newVersionCmd(a),
+		newPlanCmd(a), newDeployCmd(a), newVerifyCmd(a), newBenchCmd(a), newDestroyCmd(a), newStatusCmd(a), newCatalogCmd(a), newVersionCmd(a),
 	}
 	taken := map[string]bool{"help": true, "completion": true}
 	for _, c := range native {

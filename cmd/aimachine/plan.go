@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aimachine/aimachine/provision"
+	"github.com/aimachine/aimachine/provision/fleet"
 )
 
 type planFlags struct {
@@ -43,6 +44,9 @@ Proxmox access comes from PROXMOX_VE_*; --json prints the plan as one JSON objec
 			if err := f.resolve(args); err != nil {
 				return err
 			}
+			if f.multi() {
+				return exitOf(runFleetPlan(cmd.Context(), &f, a.stdout, a.stderr))
+			}
 			return exitOf(runPlan(cmd.Context(), &f, a.stdout, a.stderr))
 		},
 	}
@@ -66,6 +70,11 @@ func runPlan(ctx context.Context, f *planFlags, stdout, stderr io.Writer) int {
 	if err != nil {
 		return planFailed(ctx, f, stdout, stderr, err)
 	}
+	placed, ps, err := fleet.Place(ctx, c.API(), cat, []string{f.vm})
+	if err != nil {
+		return planFailed(ctx, f, stdout, stderr, placementError(err))
+	}
+	cat = placed
 	p, err := c.Plan(ctx, cat, f.vm)
 	if err != nil {
 		return planFailed(ctx, f, stdout, stderr, err)
@@ -83,8 +92,15 @@ func runPlan(ctx context.Context, f *planFlags, stdout, stderr io.Writer) int {
 		refused = refused || a.Kind == provision.ActionRefuse
 	}
 	if f.json {
-		writeJSON(stdout, planJSON(p, gp))
+		jp := planJSON(p, gp)
+		if ps[0].Auto {
+			jp.Placement = ps[0].Why
+		}
+		writeJSON(stdout, jp)
 	} else {
+		if ps[0].Auto {
+			fmt.Fprintf(stdout, "placement: %s\n", ps[0].Why)
+		}
 		printPlan(stdout, p, gp, styleFor(stdout))
 	}
 	switch {
@@ -201,6 +217,7 @@ type jsonPlan struct {
 	VM             string           `json:"vm"`
 	VMID           int              `json:"vmid,omitempty"`
 	Node           string           `json:"node,omitempty"`
+	Placement      string           `json:"placement,omitempty"` // node: auto: the choice and why
 	Exists         bool             `json:"exists"`
 	Owned          bool             `json:"owned"`
 	Running        bool             `json:"running"`

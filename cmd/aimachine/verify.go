@@ -19,6 +19,7 @@ func newVerifyCmd(a *app) *cobra.Command {
 	var h hostFlags
 	var asJSON bool
 	var reports string
+	var ff fleetFlags
 	cmd := &cobra.Command{
 		Use:   "verify [VM] [flags]",
 		Short: "prove a deployed VM's GPU, CUDA, vLLM and Ollama (read-only)",
@@ -34,6 +35,15 @@ passes. --json prints the report as one JSON object on stdout (docs/json.md).`,
 			if err := f.resolve(args); err != nil {
 				return err
 			}
+			if f.multi() {
+				if h.host != "" {
+					return usageErrorf("", "--host verifies one machine: give one VM, not several or --all")
+				}
+				if err := ff.check(); err != nil {
+					return err
+				}
+				return exitOf(runFleetVerify(cmd.Context(), f, h, ff, asJSON, a.stdout, a.stderr))
+			}
 			return exitOf(runVerify(cmd.Context(), f, h, asJSON, reports, a.stdout, a.stderr))
 		},
 	}
@@ -43,6 +53,7 @@ passes. --json prints the report as one JSON object on stdout (docs/json.md).`,
 	addReports(fs, &reports)
 	fs.StringVar(&h.host, "host", "", "verify this machine `USER@ADDR[:PORT]` instead of the catalog VM's address")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON on stdout (docs/json.md)")
+	ff.add(fs)
 	return cmd
 }
 

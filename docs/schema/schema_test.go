@@ -12,6 +12,7 @@ func TestSchemasCompileAndAreStrict(t *testing.T) {
 		"deploy-event.schema.json":  `{"type":"event","time":"2026-12-05T21:00:00Z","phase":"guest","task":"install the driver","status":"","elapsed_seconds":12.5,"limit_seconds":600,"heartbeat":true}`,
 		"deploy-result.schema.json": `{"type":"result","ok":true,"vm":"vm","created":true,"rolled_back":false,"guest_phase":true,"summary":{"ok":1,"changed":2,"failed":0,"seconds":3},"reports_dir":"reports"}`,
 		"verify.schema.json":        `{"vm":"vm","ok":true,"checks":[{"name":"n","pass":true,"evidence":"e"}],"sessions":2}`,
+		"fleet-result.schema.json":  `{"type":"fleet","command":"deploy","ok":true,"results":[{"vm":"a","node":"pve1","result":"ok","changed":3,"seconds":1.5}]}`,
 		"plan.schema.json":          `{"vm":"vm","exists":false,"owned":false,"running":false,"infrastructure":[{"action":"create","symbol":"+","summary":"s"}],"changes":{"infrastructure":1,"guest":1,"total":2}}`,
 	} {
 		if err := Validate(name, []byte(valid)); err != nil {

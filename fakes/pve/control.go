@@ -333,7 +333,27 @@ func (s *Server) SetIOMMU(node string, on bool) error {
 }
 
 // Reset returns to the initial topology: VMs (guests destroyed), tasks, faults, tickets stay valid, stats cleared.
-func (s *Server) Reset() {
+func (s *Server) Reset() { s.reset(s.opts.topology) }
+
+// ResetTo is Reset onto another topology (e.g. a multi-node cluster for one scenario) for this
+// reset only: the next Reset returns to the initial topology. Users and tokens the topology
+// does not list are the initial topology's, so the credentials a tool holds keep working.
+func (s *Server) ResetTo(t Topology) error {
+	if len(t.Nodes) == 0 {
+		return errf("topology without nodes")
+	}
+	t = t.clone()
+	if len(t.Users) == 0 {
+		t.Users = append([]UserSpec(nil), s.opts.topology.Users...)
+	}
+	if len(t.Tokens) == 0 {
+		t.Tokens = append([]TokenSpec(nil), s.opts.topology.Tokens...)
+	}
+	s.reset(t)
+	return nil
+}
+
+func (s *Server) reset(t Topology) {
 	s.mu.Lock()
 	var guests []Guest
 	for _, v := range s.st.vms {
@@ -350,7 +370,7 @@ func (s *Server) Reset() {
 			}
 		}
 	}
-	s.st = newState(s.opts.topology)
+	s.st = newState(t)
 	s.tasks = map[string]*task{}
 	s.faults = faultState{latency: s.opts.latency}
 	s.stats.reset()
@@ -383,10 +403,17 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	var fr FaultRule
 	var tf TaskFault
 	var rawBody []byte
+	var topo *Topology // POST /reset {"topology": {...}}
 	if r.Method == http.MethodPost {
-		raw, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		raw, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20))
 		rawBody = raw
 		if len(bytes.TrimSpace(raw)) > 0 {
+			var rt struct{ Topology *Topology }
+			if err := json.Unmarshal(raw, &rt); err != nil {
+				http.Error(w, "bad JSON: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			topo = rt.Topology
 			for _, dst := range []any{&body, &fr, &tf} {
 				if err := json.Unmarshal(raw, dst); err != nil {
 					http.Error(w, "bad JSON: "+err.Error(), http.StatusBadRequest)
@@ -407,7 +434,14 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	case "GET /state":
 		reply(s.Snapshot())
 	case "POST /reset":
-		s.Reset()
+		if topo != nil {
+			if err := s.ResetTo(*topo); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+		} else {
+			s.Reset()
+		}
 		reply(map[string]bool{"ok": true})
 	case "POST /faults":
 		if fr.Path == "" {
@@ -633,12 +667,4 @@ func redactParams(raw map[string]any) map[string]any {
 		out[k] = v
 	}
 	return out
-}
-
-// ResetTo makes t the initial topology (a later Reset returns to it) and resets onto it.
-func (s *Server) ResetTo(t Topology) {
-	s.mu.Lock()
-	s.opts.topology = t.clone()
-	s.mu.Unlock()
-	s.Reset()
 }

@@ -41,6 +41,7 @@ func ParityMarkdown() string {
 		{"`GET /_sim/requests`", "`Requests()`", "request log, secrets redacted (passwords, tickets; headers are never logged)"},
 		{"`GET /_sim/state`", "`Snapshot()`", "VMs with raw config, PCI reservations, IOMMU per node, mappings"},
 		{"`POST /_sim/reset`", "`Reset()`", "back to the initial topology; guests destroyed, tasks cancelled, faults and counters cleared"},
+		{"`POST /_sim/reset` `{topology}`", "`ResetTo(Topology)`", "the same onto another topology for this reset only (users and tokens it lacks are the initial ones; the next plain reset returns to the initial topology)"},
 		{"`POST /_sim/faults` `{method,path,count,status,reason,reset}`", "`FailNext(FaultRule)`", "fail the next N matching calls (path.Match pattern under /api2/json), or reset the connection"},
 		{"`DELETE /_sim/faults`", "`ClearFaults()`", "drop fault rules, task faults and latency"},
 		{"`POST /_sim/latency` `{latency:\"150ms\"}`", "`SetLatency(d)` / `WithLatency(d)`", "delay every API answer"},

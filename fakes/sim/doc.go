@@ -35,4 +35,9 @@
 //
 // The password and token secret are random per start unless Options or the topology file fix
 // them; the SSH keys persist in a reused state dir. fakes/container runs the same thing in Docker.
+//
+// testdata/fleet-topology.yaml is a four-node cluster (pve1..pve4, eight GPUs of two models, the
+// mapping rtx5060ti spanning three nodes, a VM that is not aimachine's): start on it with
+// Options.TopologyFile (pvesim --topology), or switch a running simulator onto it for one reset
+// with POST /_sim/reset {"topology": …} (simclient ResetTopology).
 package sim

@@ -398,7 +398,10 @@ func (s *Sim) controlReset(next http.Handler) http.Handler {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			s.api.ResetTo(topo)
+			if err := s.api.ResetTo(topo); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
 			s.guests.ClearFaults("")
 			s.guests.ResetStats()
 			s.jump.resetStats()

@@ -2,6 +2,7 @@ package sim_test
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +75,72 @@ func TestEnvRoundTrip(t *testing.T) {
 	}
 	if _, err := sim.ParseEnv([]byte("NOEQUALS\n")); err == nil {
 		t.Error("ParseEnv accepted a line without '='")
+	}
+}
+
+// The fleet topology: four nodes, eight GPUs of two models, one mapping spanning nodes, a VM
+// that is not aimachine's; a running simulator can be reset onto it and back.
+func TestFleetTopology(t *testing.T) {
+	tp, err := sim.LoadTopology("testdata/fleet-topology.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	models := map[string]int{}
+	for _, n := range tp.Nodes {
+		for _, d := range n.PCI {
+			if d.Class == "0x030000" {
+				models[d.Model]++
+			}
+		}
+	}
+	if len(tp.Nodes) != 4 || len(models) != 2 || models["NVIDIA GeForce RTX 5060 Ti"]+models["NVIDIA GeForce RTX 4090"] != 8 {
+		t.Fatalf("nodes %d, GPUs %v: want 4 nodes and 8 GPUs of two models", len(tp.Nodes), models)
+	}
+	spanning := false
+	for _, m := range tp.Mappings {
+		nodes := map[string]bool{}
+		for _, e := range m.Map {
+			for _, kv := range strings.Split(e, ",") {
+				if v, ok := strings.CutPrefix(kv, "node="); ok {
+					nodes[v] = true
+				}
+			}
+		}
+		spanning = spanning || len(nodes) > 1
+	}
+	if !spanning {
+		t.Fatalf("mappings %v: none spans nodes", tp.Mappings)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := sim.Start(ctx, sim.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var snap struct {
+		IOMMU    map[string]bool
+		Mappings map[string]string
+	}
+	raw, err := os.ReadFile("testdata/fleet-topology.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Control().ResetTopology(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Control().State(ctx, &snap); err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.IOMMU) != 4 || !strings.Contains(snap.Mappings["rtx5060ti"], "node=pve3") {
+		t.Fatalf("state after ResetTopology: %+v", snap)
+	}
+	if err := s.Control().Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snap.IOMMU = nil
+	if err := s.Control().State(ctx, &snap); err != nil || len(snap.IOMMU) != 1 {
+		t.Fatalf("state after Reset: %+v, %v", snap, err)
 	}
 }
