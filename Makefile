@@ -36,9 +36,10 @@ FUZZTIME ?= 10s
 fuzz: ## fuzz the catalog loader and validator for FUZZTIME (no panic, no hang, bounded memory)
 	go test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./catalog
 
-bench: ## both benchmarks: round trips of plan / converged deploy / verify at 50 ms, and the fleet (8 VMs on 4 nodes vs 1)
+bench: ## the benchmarks: round trips at 50 ms (plan / converged deploy / verify), the fleet (8 VMs on 4 nodes vs 1), vLLM tok/s against concurrency
 	go test -count=1 -run='^$$' -bench='^BenchmarkRoundTrips$$' -benchtime=1x ./cmd/aimachine/
 	go test -count=1 -run='^$$' -bench='^BenchmarkFleetDeploy$$' -benchtime=1x ./provision/fleet/
+	go test -count=1 -run='^$$' -bench='^BenchmarkBenchThroughput$$' -benchtime=1x ./provision/internal/guestsimtest/
 
 reliability: ## only the reliability suites (fault matrix, crash, concurrency; RELIABILITY.md), about 5 minutes
 	go test -count=1 -timeout 20m -tags reliability ./provision/internal/reliability/

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -90,7 +91,7 @@ func startTarget(ctx context.Context, getenv func(string) string, tags string) (
 		if err := checkLive(getenv); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(os.Stderr, "aimachine scenarios: target live — the real Proxmox host at %s (%s)\n", getenv(provision.EnvEndpoint), why)
+		fmt.Fprintf(os.Stderr, "aimachine scenarios: target live — the real Proxmox host at %s (%s)\n", endpointHost(getenv(provision.EnvEndpoint)), why)
 		return &target{kind: kind, env: getenv}, nil
 	}
 	scale, err := timeScale(getenv)
@@ -236,3 +237,13 @@ func (t *target) close() error {
 
 // errNoSimulator is returned by simulator-only steps on a live target.
 var errNoSimulator = errors.New("this step needs the simulator (AIMACHINE_TARGET=container or inprocess); it never runs against a real host")
+
+// endpointHost is the endpoint without anything that could be a credential (user:password@,
+// query): only scheme, host and path are printed.
+func endpointHost(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" {
+		return "(unparsable endpoint)"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
+}

@@ -206,3 +206,17 @@ func TestLiveTagsWithoutLiveTargetRefuse(t *testing.T) {
 		}
 	}
 }
+
+// The live target's first line names the host, never credentials an endpoint URL carries
+// (provision refuses such an endpoint later, but this line is printed before that check).
+func TestEndpointHostDropsCredentials(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://root:s3cret@pve.example:8006/":  "https://pve.example:8006/",
+		"https://pve.example:8006/?token=s3cret": "https://pve.example:8006/",
+		"%%%":                                    "(unparsable endpoint)",
+	} {
+		if got := endpointHost(in); got != want || strings.Contains(got, "s3cret") {
+			t.Errorf("endpointHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -87,13 +87,11 @@ func TestRunStopsCleanlyOnCancel(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	start := time.Now()
+	// Run must return once ctx ends although the streams never do (the test's own deadline
+	// catches a hang; no wall-clock threshold here).
 	res, err := Run(ctx, Config{Targets: []Target{{Server: VLLM, Model: "m", Addr: addr}}, Concurrency: []int{2, 4}, Duration: time.Minute, Client: c})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("Run took %v after the cancel", took)
 	}
 	if !res.Interrupted || len(res.Levels) != 0 {
 		t.Errorf("interrupted %v, %d levels; want interrupted with no finished level (streams never end)", res.Interrupted, len(res.Levels))

@@ -37,7 +37,7 @@ type world struct {
 	reports string
 }
 
-func start(t *testing.T) *world { return startCPU(t, "") }
+func start(t testing.TB) *world { return startCPU(t, "") }
 
 // reboot power-cycles the guest with another CPU type (a catalog cpu change applied by PVE).
 func (w *world) reboot(t *testing.T, cpu string) {
@@ -51,7 +51,7 @@ func (w *world) reboot(t *testing.T, cpu string) {
 	}
 }
 
-func startCPU(t *testing.T, cpu string) *world {
+func startCPU(t testing.TB, cpu string) *world {
 	t.Helper()
 	if cpu == "" {
 		cpu = "host"
@@ -111,7 +111,7 @@ func startCPU(t *testing.T, cpu string) *world {
 	return &world{boot: boot, f: f, g: g, cat: c, vm: &c.VMs[0], cfg: cfg, reports: t.TempDir()}
 }
 
-func (w *world) dial(t *testing.T) guest.Runner {
+func (w *world) dial(t testing.TB) guest.Runner {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
