@@ -92,7 +92,7 @@ func (r *run) preflight(ctx context.Context, create, checkGPU bool) error {
 			return err
 		}
 		for _, vol := range []struct{ id, what, hint string }{
-			{s.image, "cloud image", imageHint(s.node, s.image)},
+			{s.image, "cloud image", imageHint(s.node, s.image, s.vm)},
 			{s.iso, "installer ISO", "upload the ISO to the storage"},
 			{s.vendor, "vendor_data snippet", "put the snippet in the storage's snippets/ directory and enable the 'snippets' content type"},
 		} {
@@ -159,13 +159,19 @@ func (r *run) storageFits(ctx context.Context) error {
 	return nil
 }
 
-// imageHint says how to put the cloud image volid on the node with Proxmox's own API.
-func imageHint(node, volid string) string {
+// imageHint says how to put the cloud image volid on the node: aimachine prepare, or Proxmox's
+// own API with the catalog's pinned URL and checksum.
+func imageHint(node, volid string, vm *catalog.VM) string {
 	storage, path, _ := strings.Cut(volid, ":")
 	name := strings.TrimPrefix(path, "import/")
-	return fmt.Sprintf("download it to the node under this name (Ubuntu's .img is a qcow2 disk; Proxmox's import content takes only .ova .ovf .qcow2 .raw .vmdk): "+
-		"pvesh create /nodes/%s/storage/%s/download-url --content import --url https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img --filename %s "+
-		"(storage %s needs the 'import' content type; README: 'Putting the cloud image on the host')", node, storage, name, storage)
+	url, sum := vm.Image.URL, vm.Image.SHA256
+	if url == "" {
+		url, sum = catalog.DefaultImageURL, catalog.DefaultImageSHA256
+	}
+	return fmt.Sprintf("run `aimachine prepare --vm %s` (it downloads the pinned image and verifies its SHA-256), or by hand: "+
+		"pvesh create /nodes/%s/storage/%s/download-url --content import --url %s --filename %s --checksum %s --checksum-algorithm sha256 "+
+		"(Ubuntu's .img is a qcow2 disk; Proxmox's import content takes only .ova .ovf .qcow2 .raw .vmdk; storage %s needs the 'import' content type; README: 'Putting the cloud image on the host')",
+		vm.Name, node, storage, url, name, sum, storage)
 }
 
 func hasStorage(rs []pve.Resource, node, name string) bool {

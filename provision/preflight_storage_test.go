@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"errors"
+	"github.com/aimachine/aimachine/catalog"
 	"strings"
 	"testing"
 
@@ -93,8 +94,13 @@ func TestPreflightMissingImageSaysHowToDownloadIt(t *testing.T) {
 	if !errors.As(err, &te) || !strings.Contains(err.Error(), `cloud image "local:import/noble-server-cloudimg-amd64.qcow2" is not on node "pve"`) {
 		t.Fatalf("err = %v", err)
 	}
-	want := "pvesh create /nodes/pve/storage/local/download-url --content import --url https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img --filename noble-server-cloudimg-amd64.qcow2"
-	if !strings.Contains(te.Hint, want) {
-		t.Errorf("hint %q\nlacks %q", te.Hint, want)
+	// The pinned release and its checksum, never an unpinned "current" image.
+	for _, want := range []string{
+		"aimachine prepare --vm vm-llm-aimachine",
+		"pvesh create /nodes/pve/storage/local/download-url --content import --url " + catalog.DefaultImageURL + " --filename noble-server-cloudimg-amd64.qcow2 --checksum " + catalog.DefaultImageSHA256 + " --checksum-algorithm sha256",
+	} {
+		if !strings.Contains(te.Hint, want) {
+			t.Errorf("hint %q\nlacks %q", te.Hint, want)
+		}
 	}
 }

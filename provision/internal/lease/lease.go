@@ -349,7 +349,8 @@ func (h *Held) Release(ctx context.Context) error {
 }
 
 // Keep renews the lease every TTL/3 until the returned stop is called; lost is called once
-// (from the renewing goroutine) when another run took the lease over.
+// (from the renewing goroutine) when another run took the lease over, or when renewals failed
+// until the lease expired.
 func (h *Held) Keep(ctx context.Context, lost func(error)) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -363,8 +364,15 @@ func (h *Held) Keep(ctx context.Context, lost func(error)) (stop func()) {
 				return
 			case <-t.C:
 				var le *LostError
-				if err := h.Renew(ctx); errors.As(err, &le) {
+				err := h.Renew(ctx)
+				if errors.As(err, &le) {
 					lost(err)
+					return
+				}
+				// A renewal that keeps failing (API down, token revoked) lets the lease run
+				// out: from then on another run may take the VM, so this run must stop too.
+				if err != nil && ctx.Err() == nil && !h.o.Now().Before(h.Lease().Expires) {
+					lost(fmt.Errorf("the lease on VM %d expired at %s while its renewal failed: %w", h.o.VMID, h.Lease().Expires.Format(time.RFC3339), err))
 					return
 				}
 			}

@@ -21,6 +21,8 @@ type memStore struct {
 	writes int
 	// before runs once inside Write before the digest check (a competing writer).
 	before func()
+	// down makes every Read fail (the API is unreachable).
+	down bool
 }
 
 func (m *memStore) digest() string {
@@ -31,6 +33,9 @@ func (m *memStore) digest() string {
 func (m *memStore) Read(ctx context.Context) (string, string, string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.down {
+		return "", "", "", errors.New("connection refused")
+	}
 	if m.gone {
 		return "", "", "", ErrGone
 	}
@@ -269,5 +274,37 @@ func TestKeepRenewsAndReportsALoss(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the take-over was not reported")
+	}
+}
+
+// A lease whose renewals keep failing is reported lost once it has expired: another run may
+// take the VM from then on, so this run must not go on as if it held it.
+func TestKeepReportsALeaseThatExpiredWhileRenewalsFailed(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	now := t0
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	st := &memStore{}
+	o := Options{VMID: 140, RunID: "run-a", Host: "ws1", PID: 100, TTL: 30 * time.Millisecond, Now: clock, Alive: func(int) bool { return true }}
+	a, err := Acquire(ctx, st, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	st.down = true
+	st.mu.Unlock()
+	lost := make(chan error, 2)
+	stop := a.Keep(ctx, func(err error) { lost <- err })
+	defer stop()
+	mu.Lock()
+	now = now.Add(time.Hour) // past Expires: the failed renewals let it run out
+	mu.Unlock()
+	select {
+	case err := <-lost:
+		if !strings.Contains(err.Error(), "expired") || !strings.Contains(err.Error(), "connection refused") {
+			t.Fatalf("lost: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a lease that expired while its renewals failed was not reported")
 	}
 }
