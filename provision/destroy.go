@@ -90,10 +90,8 @@ func (c *Client) Destroy(ctx context.Context, cat *catalog.Catalog, vmName strin
 		if kh == "" {
 			kh = DefaultKnownHostsFile()
 		}
-		if hasPinned(kh, s.vm.IP()+":22") {
-			if derr := dropPinned(kh, hostOnly(s.vm.IP()+":22")); derr == nil {
-				r.note(task, "removed the pinned host key of "+s.vm.IP()+" from "+kh)
-			}
+		if dropped, derr := dropPinned(kh, s.vm.IP()+":22"); dropped && derr == nil {
+			r.note(task, "removed the pinned host key of "+s.vm.IP()+" from "+kh)
 		}
 	}
 	res.Summary = r.summary

@@ -137,7 +137,7 @@ func dropHost(file, host string) error {
 		}
 		out.WriteString(sc.Text() + "\n")
 	}
-	return os.WriteFile(file, out.Bytes(), 0o600)
+	return writeKnownHosts(file, out.Bytes())
 }
 
 func hostOnly(addr string) string {
@@ -182,11 +182,15 @@ func pinWithUndo(file, addr string, key ssh.PublicKey, replace bool) (bool, func
 	return changed, undo, err
 }
 
-// dropPinned is dropHost under knownHostsMu.
-func dropPinned(file, host string) error {
+// dropPinned removes the key pinned for addr under knownHostsMu (the check too: a concurrent
+// writer truncates the file before it writes it); false when none was pinned.
+func dropPinned(file, addr string) (bool, error) {
 	knownHostsMu.Lock()
 	defer knownHostsMu.Unlock()
-	return dropHost(file, host)
+	if !hasPinned(file, addr) {
+		return false, nil
+	}
+	return true, dropHost(file, hostOnly(addr))
 }
 
 // khSnapshot is a known_hosts file as it was before a pin.
@@ -214,7 +218,7 @@ func (s khSnapshot) restorer(file, line string) func() error {
 			if !s.existed {
 				return os.Remove(file)
 			}
-			return os.WriteFile(file, s.data, 0o600)
+			return writeKnownHosts(file, s.data)
 		}
 		var out bytes.Buffer
 		for _, l := range strings.SplitAfter(string(now), "\n") {
@@ -228,6 +232,28 @@ func (s khSnapshot) restorer(file, line string) func() error {
 				out.WriteString(l)
 			}
 		}
-		return os.WriteFile(file, out.Bytes(), 0o600)
+		return writeKnownHosts(file, out.Bytes())
 	}
+}
+
+// writeKnownHosts replaces file with data atomically (a temporary file renamed over it): a
+// reader (the SSH host key check of another VM's deploy) never sees it truncated.
+func writeKnownHosts(file string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // gone after the rename; cleans up on failure
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
 }
