@@ -128,11 +128,12 @@ func usageLine(root, cmd *cobra.Command, args []string, err error) string {
 
 const rootLong = `aimachine — stand up a GPU-passthrough LLM server on Proxmox VE from the infrastructure catalog.
 
-Plan, deploy, verify and destroy the catalog's VMs. Progress goes to stderr as ✓ / ✗ lines,
-results to stdout; --json on plan, deploy and verify prints machine-readable output instead
-(docs/json.md).`
+Check the host (doctor, prepare), then plan, deploy, verify and destroy the catalog's VMs.
+Progress goes to stderr as ✓ / ✗ lines, results to stdout; --json on doctor, plan, deploy and
+verify prints machine-readable output instead (docs/json.md).`
 
 const rootExample = `  aimachine catalog validate
+  aimachine doctor vm-llm-aimachine
   aimachine plan vm-llm-aimachine
   aimachine deploy vm-llm-aimachine
   aimachine verify vm-llm-aimachine --json
