@@ -3,96 +3,47 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 
-	"github.com/aimachine/aimachine/catalog"
-	"github.com/aimachine/aimachine/provision"
+	"github.com/spf13/cobra"
+
 	"github.com/aimachine/aimachine/provision/readiness"
 )
 
-func init() {
-	register(command{
-		name:    "doctor",
-		summary: "check, read-only, that the Proxmox host is ready for a deploy; name every problem with its fix",
-		run:     runDoctor,
-	})
-}
+func newDoctorCmd(a *app) *cobra.Command {
+	var f infraFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "doctor [VM | --all] [flags]",
+		Short: "check, read-only, that the Proxmox host is ready for a deploy; name every problem with its fix",
+		Long: `Read-only checks of the Proxmox host for the catalog VMs: endpoint, TLS trust, credentials, PVE
+release, privileges, cluster, storages, cloud image, vendor snippet, capacity, VM id, GPU.
+One line per check (✓ / ✗ / !); every ✗ and ! names its fix, [prepare] marks what aimachine
+prepare does. Creates nothing.
 
-// vmSelection is --vm NAME | --all of doctor and prepare.
-type vmSelection struct {
-	vm       string
-	all      bool
-	catalog  string
-	insecure bool
-}
-
-func (s *vmSelection) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.vm, "vm", "", "the catalog VM `NAME` (or id)")
-	fs.BoolVar(&s.all, "all", false, "every VM of the catalog")
-	fs.StringVar(&s.catalog, "catalog", defaultCatalog, "the infrastructure catalog `FILE`")
-	fs.BoolVar(&s.insecure, "insecure", false, "skip TLS verification of the Proxmox API (lab only)")
-}
-
-// load parses the flags' selection: the catalog, the VMs and the connection options.
-func (s *vmSelection) load(name string, fs *flag.FlagSet, stderr io.Writer) (*catalog.Catalog, []*catalog.VM, provision.ConnOptions, int, bool) {
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", name, fs.Args())
-		return nil, nil, provision.ConnOptions{}, 2, false
+Exit status: 0 a deploy can succeed (no ✗), 1 a check failed or an error, 2 a usage error.
+Proxmox access comes from PROXMOX_VE_*; --json prints the report as one JSON object.`,
+		Example: `  aimachine doctor vm-llm-aimachine
+  aimachine doctor --all
+  aimachine doctor --vm 140 --json | jq '.checks[] | select(.status != "ok")'`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.resolve(args); err != nil {
+				return err
+			}
+			return exitOf(runDoctor(cmd.Context(), &f, asJSON, a.stdout, a.stderr))
+		},
 	}
-	if (s.vm == "") == !s.all {
-		fmt.Fprintf(stderr, "%s: give --vm NAME or --all (hint: aimachine catalog validate lists the VMs)\n", name)
-		return nil, nil, provision.ConnOptions{}, 2, false
-	}
-	cat, err := catalog.LoadValid(s.catalog)
-	if err != nil {
-		printErr(stderr, err)
-		return nil, nil, provision.ConnOptions{}, 1, false
-	}
-	var vms []*catalog.VM
-	if s.all {
-		for i := range cat.VMs {
-			vms = append(vms, &cat.VMs[i])
-		}
-	} else {
-		vm, err := cat.VM(s.vm)
-		if err != nil {
-			printErr(stderr, err)
-			return nil, nil, provision.ConnOptions{}, 1, false
-		}
-		vms = []*catalog.VM{vm}
-	}
-	o, err := provision.ConnOptionsFromEnv(getenv)
-	if err != nil {
-		printErr(stderr, err)
-		return nil, nil, o, 1, false
-	}
-	if s.insecure {
-		o.Insecure = true
-	}
-	return cat, vms, o, 0, true
+	f.addFlags(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
+	return cmd
 }
 
 // runDoctor prints one line per check (✓ / ✗ / !) with the fix of every ✗ and !; exit 0 only
 // when a deploy can succeed (no ✗).
-func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("aimachine doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var s vmSelection
-	s.register(fs)
-	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: aimachine doctor [--vm NAME] [--all] [--catalog FILE] [--insecure] [--json]")
-		fmt.Fprintln(fs.Output(), "One of --vm and --all. Read-only: endpoint, TLS trust, credentials, PVE release, privileges, cluster, storages, cloud image, vendor snippet, capacity, VM id, GPU.")
-		fmt.Fprintln(fs.Output(), "Creates nothing. Exit 0 only when a deploy can succeed; every ✗ names its fix. Proxmox access comes from PROXMOX_VE_*.")
-		fs.PrintDefaults()
-	}
-	if code, ok := parseArgs(fs, args); !ok {
-		return code
-	}
-	cat, vms, o, code, ok := s.load(fs.Name(), fs, stderr)
+func runDoctor(ctx context.Context, f *infraFlags, asJSON bool, stdout, stderr io.Writer) int {
+	cat, vms, o, code, ok := loadSelection(f, stderr)
 	if !ok {
 		return code
 	}
@@ -100,7 +51,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return fail(ctx, stderr, err)
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(struct {

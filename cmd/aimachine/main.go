@@ -10,30 +10,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/aimachine/aimachine/provision"
 )
-
-// command is a verb in the pre-cobra shape: it parses its own arguments and returns the exit
-// status. register adds it to the CLI as a cobra command that passes every argument through
-// (the native verbs are cobra commands, see newRoot).
-type command struct {
-	name    string
-	summary string
-	// run gets the arguments after the verb.
-	run func(ctx context.Context, args []string, stdout, stderr io.Writer) int
-}
-
-// commands are the verbs registered with register.
-var commands = map[string]command{}
-
-func register(c command) { commands[c.name] = c }
 
 func main() {
 	ctx, stop := interruptible(os.Stderr)
@@ -145,11 +128,12 @@ func usageLine(root, cmd *cobra.Command, args []string, err error) string {
 
 const rootLong = `aimachine — stand up a GPU-passthrough LLM server on Proxmox VE from the infrastructure catalog.
 
-Plan, deploy, verify and destroy the catalog's VMs. Progress goes to stderr as ✓ / ✗ lines,
-results to stdout; --json on plan, deploy and verify prints machine-readable output instead
-(docs/json.md).`
+Check the host (doctor, prepare), then plan, deploy, verify and destroy the catalog's VMs.
+Progress goes to stderr as ✓ / ✗ lines, results to stdout; --json on doctor, plan, deploy and
+verify prints machine-readable output instead (docs/json.md).`
 
 const rootExample = `  aimachine catalog validate
+  aimachine doctor vm-llm-aimachine
   aimachine plan vm-llm-aimachine
   aimachine deploy vm-llm-aimachine
   aimachine verify vm-llm-aimachine --json
@@ -183,42 +167,12 @@ func newRoot(a *app) *cobra.Command {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	root.SetUsageTemplate(root.UsageTemplate() + envHelp())
 	native := []*cobra.Command{
-		newPlanCmd(a), newDeployCmd(a), newVerifyCmd(a), newBenchCmd(a), newDestroyCmd(a), newStatusCmd(a), newCatalogCmd(a), newVersionCmd(a),
+		newPlanCmd(a), newDeployCmd(a), newVerifyCmd(a), newBenchCmd(a), newDestroyCmd(a), newDoctorCmd(a), newPrepareCmd(a), newStatusCmd(a), newCatalogCmd(a), newVersionCmd(a),
 	}
-	taken := map[string]bool{"help": true, "completion": true}
 	for _, c := range native {
-		taken[c.Name()] = true
 		root.AddCommand(c)
 	}
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if !taken[n] {
-			root.AddCommand(legacyCommand(a, commands[n]))
-		}
-	}
 	return root
-}
-
-// legacyCommand wraps a registered verb: every argument goes to its own parser, and its -h is
-// its help (also for `aimachine help VERB`).
-func legacyCommand(a *app, c command) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:                c.name + " [flags]",
-		Short:              c.summary,
-		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if code := c.run(cmd.Context(), args, a.stdout, a.stderr); code != 0 {
-				return exitCode(code)
-			}
-			return nil
-		},
-	}
-	cmd.SetHelpFunc(func(*cobra.Command, []string) { c.run(a.ctx, []string{"-h"}, a.stdout, a.stderr) })
-	return cmd
 }
 
 // envHelp is the environment section of the root usage.
@@ -244,27 +198,4 @@ Environment:
 	}
 	b.WriteString("{{end}}")
 	return b.String()
-}
-
-// vmFlag is --vm NAME, also accepted as the first positional argument.
-type vmFlag struct{ vm string }
-
-func (v *vmFlag) register(fs *pflag.FlagSet) {
-	fs.StringVar(&v.vm, "vm", "", "the catalog VM `NAME` (or id); also accepted as the first argument")
-}
-
-// resolve takes the positional VM name (at most one) and requires a name.
-func (v *vmFlag) resolve(args []string) error {
-	switch {
-	case len(args) > 1:
-		return usageErrorf("", "unexpected arguments %q (one VM name at most)", args[1:])
-	case len(args) == 1 && v.vm != "" && v.vm != args[0]:
-		return usageErrorf("", "VM %q given twice: as an argument and as --vm %q", args[0], v.vm)
-	case len(args) == 1:
-		v.vm = args[0]
-	}
-	if v.vm == "" {
-		return usageErrorf("aimachine catalog validate lists the VMs", "--vm NAME is required")
-	}
-	return nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -17,8 +16,8 @@ func runArgs(args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-// nativeVerbs are the verbs built into the command tree (registered ones come on top).
-var nativeVerbs = []string{"plan", "deploy", "verify", "destroy", "catalog", "version", "completion", "help"}
+// nativeVerbs are the verbs of the command tree.
+var nativeVerbs = []string{"plan", "deploy", "verify", "bench", "destroy", "doctor", "prepare", "status", "catalog", "version", "completion", "help"}
 
 func TestHelpListsEveryCommand(t *testing.T) {
 	code, out, errOut := runArgs("help")
@@ -28,11 +27,6 @@ func TestHelpListsEveryCommand(t *testing.T) {
 	for _, name := range nativeVerbs {
 		if !strings.Contains(out, "  "+name+" ") {
 			t.Errorf("help does not list %q:\n%s", name, out)
-		}
-	}
-	for name := range commands {
-		if !strings.Contains(out, "  "+name+" ") {
-			t.Errorf("help does not list the registered verb %q:\n%s", name, out)
 		}
 	}
 }
@@ -79,6 +73,8 @@ func TestHelpOfEachCommandHasExamplesAndFlags(t *testing.T) {
 		{[]string{"plan"}, []string{"--vm", "--catalog", "--detailed-exitcode", "--json", "--infra-only", "--known-hosts"}},
 		{[]string{"verify"}, []string{"--vm", "--catalog", "--host", "--json", "--ssh-key"}},
 		{[]string{"destroy"}, []string{"--vm", "--yes", "--known-hosts"}},
+		{[]string{"doctor"}, []string{"--vm", "--all", "--catalog", "--insecure", "--json"}},
+		{[]string{"prepare"}, []string{"--vm", "--all", "--catalog", "--insecure", "--yes", "--node-ssh", "--ssh-key", "--known-hosts"}},
 		{[]string{"catalog", "validate"}, []string{"--catalog"}},
 		{[]string{"version"}, []string{"--json"}},
 	} {
@@ -113,6 +109,12 @@ func TestUsageErrorsAreOneLineWithAHint(t *testing.T) {
 		{[]string{"deploy", "-vm", "x"}, "aimachine deploy: unknown shorthand flag: 'm' in -m (hint: long flags take two dashes: --vm)"}, // -v is --verbose
 		{[]string{"version", "extra"}, `aimachine version: unknown command "extra"`},
 		{[]string{"catalog"}, "aimachine catalog: a subcommand is required: validate or schema"},
+		{[]string{"doctor"}, "aimachine doctor: --vm NAME is required"},
+		{[]string{"doctor", "--vm", "a", "--all"}, "aimachine doctor: --all and a VM name"},
+		{[]string{"doctor", "a", "b"}, `aimachine doctor: unexpected arguments ["b"]`},
+		{[]string{"prepare"}, "aimachine prepare: --vm NAME is required"},
+		{[]string{"prepare", "a", "--all", "--yes"}, "aimachine prepare: --all and a VM name"},
+		{[]string{"prepare", "--frobnicate"}, "aimachine prepare: unknown flag: --frobnicate (hint: 'aimachine prepare --help'"},
 	} {
 		code, out, errOut := runArgs(tc.args...)
 		if code != 2 || !strings.HasPrefix(errOut, tc.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "hint:") || out != "" {
@@ -123,7 +125,7 @@ func TestUsageErrorsAreOneLineWithAHint(t *testing.T) {
 
 // The VM name is accepted as the first argument wherever --vm is.
 func TestPositionalVMNameWorksLikeVM(t *testing.T) {
-	for _, verb := range []string{"plan", "deploy", "destroy", "verify"} {
+	for _, verb := range []string{"plan", "deploy", "destroy", "verify", "doctor", "prepare"} {
 		f := infraFlags{}
 		if err := f.resolve([]string{"vm-llm-aimachine"}); err != nil || f.vm != "vm-llm-aimachine" {
 			t.Fatalf("%s: resolve: %v %q", verb, err, f.vm)
@@ -171,29 +173,5 @@ func TestCompletionScripts(t *testing.T) {
 	code, out, _ := runArgs("__complete", "plan", "--catalog", "../../infrastructure-catalog.yml", "vm-")
 	if code != 0 || !strings.Contains(out, "vm-llm-aimachine") {
 		t.Errorf("__complete plan: exit %d\n%s", code, out)
-	}
-}
-
-// A verb registered in the pre-cobra shape gets its arguments untouched and its exit status
-// through; `help VERB` and `VERB --help` reach its own usage.
-func TestRegisteredVerbsRunThroughTheAdapter(t *testing.T) {
-	var got []string
-	register(command{name: "zz-legacy", summary: "a verb in the old shape", run: func(_ context.Context, args []string, stdout, _ io.Writer) int {
-		got = args
-		if len(args) > 0 && args[0] == "-h" {
-			io.WriteString(stdout, "Usage: aimachine zz-legacy\n")
-			return 0
-		}
-		return 3
-	}})
-	t.Cleanup(func() { delete(commands, "zz-legacy") })
-	if code, _, _ := runArgs("zz-legacy", "-vm", "x", "--json", "pos"); code != 3 || strings.Join(got, " ") != "-vm x --json pos" {
-		t.Fatalf("exit %d, args %q", code, got)
-	}
-	if code, out, _ := runArgs("help", "zz-legacy"); code != 0 || !strings.Contains(out, "Usage: aimachine zz-legacy") {
-		t.Fatalf("help zz-legacy: exit %d %q", code, out)
-	}
-	if code, out, _ := runArgs("help"); code != 0 || !strings.Contains(out, "zz-legacy") {
-		t.Fatalf("help does not list the registered verb:\n%s", out)
 	}
 }

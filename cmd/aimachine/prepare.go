@@ -4,11 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/aimachine/aimachine/provision/readiness"
 )
@@ -16,34 +17,50 @@ import (
 // stdin is where prepare reads its confirmation; tests replace it.
 var stdin io.Reader = os.Stdin
 
-func init() {
-	register(command{
-		name:    "prepare",
-		summary: "do the host steps the Proxmox API allows: cloud image (checksum verified), PCI mapping, vendor snippet",
-		run:     runPrepare,
-	})
+// prepareFlags are prepare's flags on top of the VM selection.
+type prepareFlags struct {
+	infraFlags
+	yes        bool
+	nodeSSH    string
+	sshKey     string
+	knownHosts string
 }
 
-func runPrepare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("aimachine prepare", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var s vmSelection
-	s.register(fs)
-	yes := fs.Bool("yes", false, "do it without asking")
-	nodeSSH := fs.String("node-ssh", "", "write the vendor snippet on the node over SSH as `USER@NODE[:PORT]` (its host key must be pinned in --known-hosts)")
-	sshKey := fs.String("ssh-key", getenv(envSSHKey), "with --node-ssh: SSH private key `FILE` (default: $"+envSSHKey+", else ssh-agent)")
-	knownHosts := fs.String("known-hosts", defaultKnownHosts(), "with --node-ssh: pinned SSH host keys `FILE` ($"+envKnownHosts+" sets the default)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: aimachine prepare [--vm NAME] [--all] [--yes] [--node-ssh USER@NODE[:PORT]] [--catalog FILE] [--ssh-key FILE] [--known-hosts FILE] [--insecure]")
-		fmt.Fprintln(fs.Output(), "One of --vm and --all. Downloads the catalog's cloud image into its import storage (download-url, pinned URL and SHA-256), creates the GPU's cluster PCI mapping,")
-		fmt.Fprintln(fs.Output(), "and installs the vendor snippet over SSH (--node-ssh) or prints it with the command to run on the node. Shows the plan and asks unless --yes.")
-		fmt.Fprintln(fs.Output(), "What is already there is left alone: a second run changes nothing. Proxmox access comes from PROXMOX_VE_*.")
-		fs.PrintDefaults()
+func newPrepareCmd(a *app) *cobra.Command {
+	var f prepareFlags
+	cmd := &cobra.Command{
+		Use:   "prepare [VM | --all] [flags]",
+		Short: "do the host steps the Proxmox API allows: cloud image (checksum verified), PCI mapping, vendor snippet",
+		Long: `Downloads the catalog's cloud image into its import storage (download-url, pinned URL and
+SHA-256), creates the GPU's cluster PCI mapping, and installs the vendor snippet over SSH
+(--node-ssh) or prints it with the command to run on the node. Shows the plan and asks unless
+--yes. What is already there is left alone: a second run changes nothing.
+
+Exit status: 0 done (or nothing to do), 1 declined or an error, 2 a usage error.
+Proxmox access comes from PROXMOX_VE_*.`,
+		Example: `  aimachine prepare vm-llm-aimachine
+  aimachine prepare --all --yes
+  aimachine prepare --vm vm-llm-aimachine --yes --node-ssh root@pve`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.resolve(args); err != nil {
+				return err
+			}
+			return exitOf(runPrepare(cmd.Context(), &f, a.stdout, a.stderr))
+		},
 	}
-	if code, ok := parseArgs(fs, args); !ok {
-		return code
-	}
-	cat, vms, o, code, ok := s.load(fs.Name(), fs, stderr)
+	f.addFlags(cmd)
+	fs := cmd.Flags()
+	fs.BoolVar(&f.yes, "yes", false, "do it without asking")
+	fs.StringVar(&f.nodeSSH, "node-ssh", "", "write the vendor snippet on the node over SSH as `USER@NODE[:PORT]` (its host key must be pinned in --known-hosts)")
+	fs.StringVar(&f.sshKey, "ssh-key", getenv(envSSHKey), "with --node-ssh: SSH private key `FILE` (default: $"+envSSHKey+", else ssh-agent)")
+	fs.StringVar(&f.knownHosts, "known-hosts", defaultKnownHosts(), "with --node-ssh: pinned SSH host keys `FILE` ($"+envKnownHosts+" sets the default)")
+	_ = cmd.MarkFlagFilename("ssh-key")
+	_ = cmd.MarkFlagFilename("known-hosts")
+	return cmd
+}
+
+func runPrepare(ctx context.Context, f *prepareFlags, stdout, stderr io.Writer) int {
+	cat, vms, o, code, ok := loadSelection(&f.infraFlags, stderr)
 	if !ok {
 		return code
 	}
@@ -53,7 +70,7 @@ func runPrepare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			for _, a := range actions {
 				fmt.Fprintln(stderr, "  + "+a.Description)
 			}
-			if *yes {
+			if f.yes {
 				return true
 			}
 			fmt.Fprint(stderr, "Proceed? [y/N] ")
@@ -66,8 +83,8 @@ func runPrepare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			}
 		},
 	}
-	if *nodeSSH != "" {
-		opts.SSH = &readiness.NodeSSH{Target: *nodeSSH, KeyFile: *sshKey, KnownHostsFile: *knownHosts, LoopbackOnly: o.Simulator}
+	if f.nodeSSH != "" {
+		opts.SSH = &readiness.NodeSSH{Target: f.nodeSSH, KeyFile: f.sshKey, KnownHostsFile: f.knownHosts, LoopbackOnly: o.Simulator}
 	}
 	res, err := readiness.Prepare(ctx, o, cat, vms, opts)
 	if res != nil {
