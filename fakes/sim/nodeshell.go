@@ -12,7 +12,7 @@ import (
 
 // nodeOps is what the simulated node's root shell changes (the fake API's state).
 type nodeOps interface {
-	SetStorageContent(storage string, content []string) error
+	SetStorageContent(storage string, content []string) (warnings []string, err error)
 	VolumePath(volid string) (string, error)
 	WriteNodeFile(path string, data []byte) error
 }
@@ -65,8 +65,12 @@ func (j *jumpHost) runNode(cmd string, stdin io.Reader, stderr io.Writer) int {
 		return 1
 	}
 	if m := rePvesmSet.FindStringSubmatch(cmd); m != nil {
-		if err := j.node.SetStorageContent(m[1], strings.Split(m[2], ",")); err != nil {
-			fmt.Fprintf(stderr, "update storage failed: %v\n", err)
+		warnings, err := j.node.SetStorageContent(m[1], strings.Split(m[2], ","))
+		for _, w := range warnings {
+			fmt.Fprintln(stderr, w)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, err)
 			return 255
 		}
 		return 0
