@@ -2,6 +2,7 @@ package pve
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -82,17 +83,27 @@ func (s *Server) SetStorageContent(storage string, content []string) (warnings [
 	return warnings, nil
 }
 
-// VolumePath is `pvesm path VOLID` on the node: where the volume's file is.
+// VolumePath is `pvesm path VOLID` on the node (pvesm.pm `path`): where the volume's file is.
+// The parameter's format pve-volume-id is Plugin.pm parse_volume_id ("unable to parse volume
+// ID 'X'", reported by the schema check as "400 Parameter verification failed." and
+// "volume: invalid format - ..."); PVE::Storage::path then needs storage_config ("storage 'X'
+// does not exist", Storage.pm).
 func (s *Server) VolumePath(volid string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	store, _, ok := strings.Cut(volid, ":")
-	ss := s.st.storage(store)
-	if !ok || ss == nil {
-		return "", errf("storage '%s' does not exist", store)
+	m := reVolumeID.FindStringSubmatch(volid)
+	if m == nil {
+		return "", errf("400 Parameter verification failed.\nvolume: invalid format - unable to parse volume ID '%s'", volid)
+	}
+	ss := s.st.storage(m[1])
+	if ss == nil {
+		return "", errf("storage '%s' does not exist", m[1])
 	}
 	return volumePath(ss, volid), nil
 }
+
+// reVolumeID is Plugin.pm parse_volume_id's pattern.
+var reVolumeID = regexp.MustCompile(`(?i)^([a-z][a-z0-9\-_.]*[a-z0-9]):(.+)$`)
 
 // WriteNodeFile is a file written on the node as root. A file in a storage's snippets
 // directory becomes that storage's snippet volume (PVE lists it from then on); other files
@@ -112,4 +123,39 @@ func (s *Server) WriteNodeFile(path string, data []byte) error {
 		return nil
 	}
 	return errf("%s: the simulated node models only files in a storage's snippets directory", path)
+}
+
+// RemoveNodeFile is a file removed (or renamed away) on the node as root: a file in a
+// storage's snippets directory stops being that storage's snippet volume. Other paths are not
+// modelled (no-op).
+func (s *Server) RemoveNodeFile(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.st.storages {
+		dir := strings.TrimSuffix(volumePath(ss, ss.spec.Name+":snippets/x"), "x")
+		name, ok := strings.CutPrefix(path, dir)
+		if !ok || name == "" || strings.Contains(name, "/") {
+			continue
+		}
+		ss.removeVolume(ss.spec.Name + ":snippets/" + name)
+		return
+	}
+}
+
+// ReadNodeFile is a file read on the node: a snippet volume's content (the node's other
+// files are not modelled).
+func (s *Server) ReadNodeFile(path string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.st.storages {
+		dir := strings.TrimSuffix(volumePath(ss, ss.spec.Name+":snippets/x"), "x")
+		name, ok := strings.CutPrefix(path, dir)
+		if !ok || name == "" || strings.Contains(name, "/") {
+			continue
+		}
+		if v := ss.volume(ss.spec.Name + ":snippets/" + name); v != nil {
+			return []byte(v.Data), true
+		}
+	}
+	return nil, false
 }

@@ -83,3 +83,24 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// TestVolumePath pins `pvesm path VOLID` errors: Plugin.pm parse_volume_id (format
+// pve-volume-id, checked by JSONSchema.pm check_prop: "invalid format - ") and Storage.pm
+// storage_config.
+func TestVolumePath(t *testing.T) {
+	s := New()
+	for _, tc := range []struct{ volid, err string }{
+		{"local:snippets/user.yaml", ""},
+		{"nocolon", "400 Parameter verification failed.\nvolume: invalid format - unable to parse volume ID 'nocolon'"},
+		{"1bad:iso/x.iso", "400 Parameter verification failed.\nvolume: invalid format - unable to parse volume ID '1bad:iso/x.iso'"},
+		{"nosuch:iso/x.iso", "storage 'nosuch' does not exist"},
+	} {
+		p, err := s.VolumePath(tc.volid)
+		if got := errString(err); got != tc.err {
+			t.Errorf("%s: error %q, want %q", tc.volid, got, tc.err)
+		}
+		if tc.err == "" && !strings.HasSuffix(p, "/snippets/user.yaml") {
+			t.Errorf("%s: path %q", tc.volid, p)
+		}
+	}
+}

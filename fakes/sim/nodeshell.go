@@ -24,6 +24,8 @@ type nodeOps interface {
 	SetStorageContent(storage string, content []string) (warnings []string, err error)
 	VolumePath(volid string) (string, error)
 	WriteNodeFile(path string, data []byte) error
+	RemoveNodeFile(path string)
+	ReadNodeFile(path string) ([]byte, bool)
 }
 
 // nodeFiles is the node's filesystem as far as the simulator models it: regular files written
@@ -34,18 +36,27 @@ type nodeFiles struct {
 	files map[string][]byte
 }
 
-func (n *nodeFiles) get(p string) ([]byte, bool) {
+// get reads a file: one written through the shell, else a snippet volume of the node model.
+func (n *nodeFiles) get(node nodeOps, p string) ([]byte, bool) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	b, ok := n.files[p]
-	return b, ok
+	n.mu.Unlock()
+	if ok {
+		return b, true
+	}
+	return node.ReadNodeFile(p)
 }
 
-func (n *nodeFiles) del(p string) bool {
+// del removes a file; one in a snippets directory also stops being a snippet volume.
+func (n *nodeFiles) del(node nodeOps, p string) bool {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	_, ok := n.files[p]
 	delete(n.files, p)
+	n.mu.Unlock()
+	if _, snippet := node.ReadNodeFile(p); snippet {
+		ok = true
+	}
+	node.RemoveNodeFile(p)
 	return ok
 }
 
@@ -130,13 +141,13 @@ func (j *jumpHost) nodeScript(ctx context.Context, name, script string, stdin io
 			if flag&(os.O_WRONLY|os.O_RDWR) != 0 {
 				var prev []byte
 				if flag&os.O_APPEND != 0 {
-					prev, _ = j.files.get(abs)
+					prev, _ = j.files.get(j.node, abs)
 				}
 				b := bytes.NewBuffer(append([]byte(nil), prev...))
 				j.files.put(j.node, abs, b.Bytes()) // `: > F` creates the file
 				return nodeFile{w: b, close: func() { j.files.put(j.node, abs, b.Bytes()) }}, nil
 			}
-			data, ok := j.files.get(abs)
+			data, ok := j.files.get(j.node, abs)
 			if !ok {
 				return nil, &fs.PathError{Op: fmt.Sprintf("%s: line %d:", name, hc.Pos.Line()), Path: p, Err: syscall.ENOENT}
 			}
@@ -273,7 +284,7 @@ func (j *jumpHost) nodeProgram(ctx context.Context, shell string, line int, dir 
 				code = 1
 				continue
 			}
-			if !j.files.del(abs) && !force {
+			if !j.files.del(j.node, abs) && !force {
 				fmt.Fprintf(stderr, "rm: cannot remove '%s': No such file or directory\n", p)
 				code = 1
 			}
@@ -287,7 +298,7 @@ func (j *jumpHost) nodeProgram(ctx context.Context, shell string, line int, dir 
 		}
 		code := 0
 		for _, p := range rest[1:] {
-			if _, ok := j.files.get(absPath(dir, p)); !ok {
+			if _, ok := j.files.get(j.node, absPath(dir, p)); !ok {
 				fmt.Fprintf(stderr, "chmod: cannot access '%s': No such file or directory\n", p)
 				code = 1
 			}
@@ -306,7 +317,7 @@ func (j *jumpHost) nodeProgram(ctx context.Context, shell string, line int, dir 
 				}
 				continue
 			}
-			data, ok := j.files.get(absPath(dir, p))
+			data, ok := j.files.get(j.node, absPath(dir, p))
 			if !ok {
 				fmt.Fprintf(stderr, "cat: %s: No such file or directory\n", p)
 				code = 1
@@ -323,7 +334,7 @@ func (j *jumpHost) nodeProgram(ctx context.Context, shell string, line int, dir 
 		}
 		_ = opts
 		src, dst := absPath(dir, rest[0]), absPath(dir, rest[1])
-		data, ok := j.files.get(src)
+		data, ok := j.files.get(j.node, src)
 		if !ok {
 			verb := "cannot stat"
 			fmt.Fprintf(stderr, "%s: %s '%s': No such file or directory\n", prog, verb, rest[0])
@@ -331,7 +342,7 @@ func (j *jumpHost) nodeProgram(ctx context.Context, shell string, line int, dir 
 		}
 		j.files.put(j.node, dst, data)
 		if prog == "mv" {
-			j.files.del(src)
+			j.files.del(j.node, src)
 		}
 		return 0
 	}

@@ -2,11 +2,14 @@ package sim_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/aimachine/aimachine/fakes/sim/simtest"
 )
 
 // TestNodeShell: the node's root shell interprets commands as bash -c does (sshd runs the
@@ -62,11 +65,40 @@ func TestNodeShell(t *testing.T) {
 		{cmd: "cat " + dir + "b.yaml; cat " + dir + ".b.tmp", stdout: "two\n", stderr: "cat: " + dir + ".b.tmp: No such file or directory\n", code: 1},
 		{cmd: "install -m 0644 " + dir + "b.yaml " + path + " && cat \"$(pvesm path local:snippets/user.yaml)\"", stdout: "two\n"},
 		{cmd: "mv /nonexistent " + dir + "c.yaml", stderr: "mv: cannot stat '/nonexistent': No such file or directory\n", code: 1},
+		{cmd: "test -n \"$(cat " + dir + "aimachine-vendor.yaml)\" && rm " + dir + "aimachine-vendor.yaml && rm " + dir + "aimachine-vendor.yaml", code: 1,
+			stderr: "rm: cannot remove '" + dir + "aimachine-vendor.yaml': No such file or directory\n"},
 		{cmd: "chmod 600 /nonexistent", stderr: "chmod: cannot access '/nonexistent': No such file or directory\n", code: 1},
 	} {
 		out, errs, code := run(tc.cmd, tc.stdin)
 		if out != tc.stdout || errs != tc.stderr || code != tc.code {
 			t.Errorf("%q: stdout %q stderr %q exit %d; want %q %q %d", tc.cmd, out, errs, code, tc.stdout, tc.stderr, tc.code)
 		}
+	}
+	// the files written into the snippets directory are the storage's snippet volumes in the API
+	c, err := simtest.Client(s.Info(), simtest.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vols []struct {
+		VolID string `json:"volid"`
+		Size  uint64 `json:"size"`
+	}
+	if err := c.Get(context.Background(), "/nodes/pve/storage/local/content?content=snippets", &vols); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, v := range vols {
+		got[v.VolID] = v.Size
+	}
+	for _, want := range []string{"local:snippets/a.yaml", "local:snippets/b.yaml", "local:snippets/user.yaml"} {
+		if got[want] != 4 {
+			t.Errorf("snippet %s: size %d in %v, want 4", want, got[want], got)
+		}
+	}
+	if _, ok := got["local:snippets/aimachine-vendor.yaml"]; ok {
+		t.Errorf("the removed snippet is still listed: %v", got)
+	}
+	if _, ok := got["local:snippets/.b.tmp"]; ok {
+		t.Errorf("the moved temp file is still listed: %v", got)
 	}
 }
