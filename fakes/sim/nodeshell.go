@@ -327,17 +327,15 @@ func (j *jumpHost) nodeProgram(ctx context.Context, shell string, line int, dir 
 		}
 		return code
 	case "mv", "install", "cp":
-		opts, rest := splitOpts(args[1:], "mogt")
+		_, rest := splitOpts(args[1:], "mogt")
 		if len(rest) != 2 {
 			fmt.Fprintf(stderr, "pvesim: %s: only SOURCE DEST is modelled on the node\n", prog)
 			return 1
 		}
-		_ = opts
 		src, dst := absPath(dir, rest[0]), absPath(dir, rest[1])
 		data, ok := j.files.get(j.node, src)
 		if !ok {
-			verb := "cannot stat"
-			fmt.Fprintf(stderr, "%s: %s '%s': No such file or directory\n", prog, verb, rest[0])
+			fmt.Fprintf(stderr, "%s: cannot stat '%s': No such file or directory\n", prog, rest[0])
 			return 1
 		}
 		j.files.put(j.node, dst, data)
