@@ -57,7 +57,7 @@ func ParityMarkdown() string {
 		{"`POST /_sim/reset` `{topology}` (fakes/sim)", "`ResetTo(Topology)`", "reset onto another topology (the simulator keeps its root credentials); a plain reset returns to the start one"},
 		{"`POST /_sim/acl` `{path,user,role,propagate}`", "`GrantACL(ACLSpec)`", "what `pveum acl modify PATH --roles ROLE --users|--tokens ID` does"},
 		{"`POST /_sim/snippet` `{volid,content}`", "`PutSnippet(volid, content)`", "a snippet file copied to the node (scp)"},
-		{"— (fakes/sim node shell)", "`SetStorageContent`, `VolumePath`, `WriteNodeFile`", "`pvesm set STORAGE --content`, `pvesm path VOLID`, a file written into a snippets directory"},
+		{"— (fakes/sim node shell)", "`SetStorageContent`, `VolumePath`, `WriteNodeFile`, `ReadNodeFile`, `RemoveNodeFile`", "`pvesm set STORAGE --content`, `pvesm path VOLID`, a file written into, read from or removed from a snippets directory (any shell form: redirection, cat, mv, install, rm)"},
 		{"— (Topology.DownloadSources)", "`AddDownloadSource(DownloadSource)`", "a file download-url can fetch (content, or a declared size and sha256); any other URL is unreachable"},
 		{"`/_sim/<prefix>/…`", "`WithControlHandler(prefix, h)`", "mounted handlers (e.g. the guest simulator)"},
 	} {

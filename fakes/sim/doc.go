@@ -5,8 +5,10 @@
 // Everything listens on loopback. Guests are never dialled: the jump host serves direct-tcpip
 // (ssh -J) by handing the channel to guest.Factory.DialGuest, so a client that reaches
 // 192.168.0.140:22 "through" the jump host only ever opens a TCP connection to 127.0.0.1.
-// As the node's own sshd it also runs the few root commands of `aimachine prepare --node-ssh`
-// (pvesm set STORAGE --content, pvesm path VOLID, writing a snippet file; nodeshell.go).
+// As the node's own sshd it also runs root's exec requests through a bash interpreter
+// (mvdan.cc/sh, as fakes/guest does; nodeshell.go): pvesm set STORAGE --content, pvesm path
+// VOLID, sh -c, cat, mkdir, chmod, rm, mv, cp, install over an in-memory file tree whose files
+// in a storage's snippets directory become snippet volumes; other commands are "not found".
 // download-url never leaves loopback either: it serves the topology's DownloadSources.
 //
 // POST /_sim/reset with {"topology": "<YAML or JSON>"} resets onto another topology (e.g.

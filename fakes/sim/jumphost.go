@@ -43,7 +43,8 @@ type jumpHost struct {
 	authorizedKeys string
 	dial           GuestDialer
 	log            *slog.Logger
-	node           nodeOps // the node's root shell (nodeshell.go); set once the API exists
+	node           nodeOps   // the node's root shell (nodeshell.go); set once the API exists
+	files          nodeFiles // files written through the node shell (nodeshell.go)
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
