@@ -304,8 +304,16 @@ func writeSnippet(ctx context.Context, o NodeSSH, s *Snippet) error {
 	defer r.Close()
 	if len(s.EnableContent) > 0 {
 		cmd := fmt.Sprintf("pvesm set %s --content %s", guest.Quote(s.Storage), guest.Quote(strings.Join(s.EnableContent, ",")))
-		if _, err := r.Run(ctx, cmd); err != nil {
+		res, err := r.Run(ctx, cmd)
+		if err != nil {
 			return err
+		}
+		// pvesm exits 0 when it drops a content type the storage's plugin does not support,
+		// warning "storage does not support content type 'X'" (pve-storage Plugin.pm
+		// decode_value): the snippet would then land where Proxmox does not look.
+		if w := strings.TrimSpace(res.Stderr); strings.Contains(w, "does not support content type") {
+			return fmt.Errorf("pvesm set %s --content %s: %s (hint: snippets need a file-based storage — dir, nfs, cifs, cephfs or btrfs, such as local; name one in the catalog's vendor_data volume)",
+				s.Storage, strings.Join(s.EnableContent, ","), w)
 		}
 	}
 	path := s.Path

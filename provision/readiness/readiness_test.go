@@ -173,3 +173,23 @@ func TestPermissionsHasFollowsPropagation(t *testing.T) {
 		}
 	}
 }
+
+// pvesm exits 0 when it drops a content type the storage does not support, with only a
+// warning (pve-storage Plugin.pm decode_value: "storage does not support content type
+// 'snippets'"); prepare must not write the snippet where Proxmox will not look for it.
+func TestPrepareRefusesSnippetsOnAStorageThatDropsThem(t *testing.T) {
+	b := startBare(t)
+	ctx := ctxT(t)
+	vm := b.vms[0]
+	vm.Image.VendorData = "local-lvm:snippets/aimachine-vendor.yaml"
+	e := b.s.Info()
+	_, err := Prepare(ctx, b.o, b.cat, b.vms, PrepareOptions{
+		SSH: &NodeSSH{Target: e.JumpHost(), KeyFile: e.SSHKeyFile, KnownHostsFile: e.KnownHostsFile, LoopbackOnly: true},
+	})
+	if err == nil || !strings.Contains(err.Error(), "does not support content type 'snippets'") || !strings.Contains(err.Error(), "file-based storage") {
+		t.Fatalf("prepare with snippets on lvmthin: %v", err)
+	}
+	if _, ok := b.s.API().SnippetContent(vm.Image.VendorData); ok {
+		t.Error("the snippet was written although the storage dropped the snippets content type")
+	}
+}
