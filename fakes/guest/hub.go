@@ -211,19 +211,8 @@ func progHF(p *proc) int {
 	}
 	var repoID, rev, cacheDir, localDir, token string
 	quiet := false
-	for i := 1; i < len(args); i++ {
-		a := args[i]
-		k, v, hasV := strings.Cut(a, "=")
-		next := func() string {
-			if hasV {
-				return v
-			}
-			if i+1 < len(args) {
-				i++
-				return args[i]
-			}
-			return ""
-		}
+	usage := false
+	longOpts(args[1:], func(k, a string, next func() string) bool {
 		switch k {
 		case "--revision":
 			rev = next()
@@ -240,12 +229,17 @@ func progHF(p *proc) int {
 		default:
 			if strings.HasPrefix(a, "-") {
 				p.errorf("Usage: hf download [OPTIONS] REPO_ID [FILENAMES]...\nTry 'hf download -h' for help.\n\nError: No such option: %s\n", a)
-				return 2
+				usage = true
+				return false
 			}
 			if repoID == "" {
 				repoID = a
 			}
 		}
+		return true
+	})
+	if usage {
+		return 2
 	}
 	if repoID == "" {
 		p.errorf("Usage: hf download [OPTIONS] REPO_ID [FILENAMES]...\nTry 'hf download -h' for help.\n\nError: Missing argument 'REPO_ID'.\n")

@@ -40,19 +40,8 @@ func parseVLLMArgs(argv []string, env map[string]string) (vllmConfig, string) {
 	if len(args) > 0 && args[0] == "serve" {
 		args = args[1:]
 	}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		k, v, hasV := strings.Cut(a, "=")
-		next := func() string {
-			if hasV {
-				return v
-			}
-			if i+1 < len(args) {
-				i++
-				return args[i]
-			}
-			return ""
-		}
+	var bad string
+	longOpts(args, func(k, a string, next func() string) bool {
 		switch k {
 		case "--model":
 			c.model = next()
@@ -61,7 +50,8 @@ func parseVLLMArgs(argv []string, env map[string]string) (vllmConfig, string) {
 		case "--port":
 			n, err := strconv.Atoi(next())
 			if err != nil {
-				return c, "argument --port: invalid int value"
+				bad = "argument --port: invalid int value"
+				return false
 			}
 			c.port = n
 		case "--api-key":
@@ -69,13 +59,15 @@ func parseVLLMArgs(argv []string, env map[string]string) (vllmConfig, string) {
 		case "--gpu-memory-utilization":
 			f, err := strconv.ParseFloat(next(), 64)
 			if err != nil {
-				return c, "argument --gpu-memory-utilization: invalid float value"
+				bad = "argument --gpu-memory-utilization: invalid float value"
+				return false
 			}
 			c.util = f
 		case "--max-model-len":
 			n, err := strconv.Atoi(strings.TrimSuffix(strings.ToLower(next()), "k"))
 			if err != nil {
-				return c, "argument --max-model-len: invalid value"
+				bad = "argument --max-model-len: invalid value"
+				return false
 			}
 			if strings.HasSuffix(strings.ToLower(a), "k") {
 				n *= 1024
@@ -96,6 +88,10 @@ func parseVLLMArgs(argv []string, env map[string]string) (vllmConfig, string) {
 				c.model = a
 			}
 		}
+		return true
+	})
+	if bad != "" {
+		return c, bad
 	}
 	if c.model == "" {
 		c.model = "Qwen/Qwen3-0.6B"
