@@ -64,12 +64,13 @@ func parseVLLMArgs(argv []string, env map[string]string) (vllmConfig, string) {
 			}
 			c.util = f
 		case "--max-model-len":
-			n, err := strconv.Atoi(strings.TrimSuffix(strings.ToLower(next()), "k"))
+			v := strings.ToLower(next())
+			n, err := strconv.Atoi(strings.TrimSuffix(v, "k"))
 			if err != nil {
 				bad = "argument --max-model-len: invalid value"
 				return false
 			}
-			if strings.HasSuffix(strings.ToLower(a), "k") {
+			if strings.HasSuffix(v, "k") { // the value, also in the two-argument form
 				n *= 1024
 			}
 			c.maxLen = n
