@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/aimachine/aimachine/provision/internal/lease"
@@ -16,17 +17,40 @@ import (
 func leaseTask(vmid int) string { return fmt.Sprintf("take the run lease on VM %d", vmid) }
 
 // configStore is the lease's view of a VM config: its description, written with the digest.
-// first, when set, answers the first Read (the config inspect has just read).
+// first, when set, answers the first Read (the config inspect has just read); ahead, when set,
+// is a read started in the background (prefetch) that answers the next Read once it is back.
 type configStore struct {
-	api   pve.API
-	node  string
-	vmid  int
+	api  pve.API
+	node string
+	vmid int
+
+	mu    sync.Mutex
 	first pve.Config
+	ahead <-chan pve.Config // nil config when that read failed
+}
+
+// known takes the config read already (or under way), nil when there is none.
+func (s *configStore) known(ctx context.Context) (pve.Config, error) {
+	s.mu.Lock()
+	cfg, ahead := s.first, s.ahead
+	s.first, s.ahead = nil, nil
+	s.mu.Unlock()
+	if cfg != nil || ahead == nil {
+		return cfg, nil
+	}
+	select {
+	case cfg = <-ahead:
+		return cfg, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func (s *configStore) Read(ctx context.Context) (string, string, string, error) {
-	cfg := s.first
-	s.first = nil
+	cfg, err := s.known(ctx)
+	if err != nil {
+		return "", "", "", err
+	}
 	if cfg == nil {
 		var err error
 		cfg, err = s.api.VMConfig(ctx, s.node, s.vmid)
@@ -129,15 +153,25 @@ func (r *run) acquireLease(ctx context.Context, cfg pve.Config) error {
 	return te
 }
 
-// prefetch runs while the early SSH dial is under way (its round trips are free then): it
-// reads the config once more, so that the release at the end of the run is a single PUT
-// with this digest (a write in between makes that PUT fail the digest check, and the release
-// reads again), and the PVE version the evidence records.
+// prefetch starts, in the background, what the end of a re-run needs from the API, so that
+// its round trips overlap the SSH dial and the guest phase instead of delaying them: the
+// config once more, so that the release at the end of the run is a single PUT with this
+// digest (a write in between makes that PUT fail the digest check, and the release reads
+// again), and the PVE version the evidence records (cached by the adapter, which serialises
+// its reads: the evidence never reads it twice).
 func (r *run) prefetch(ctx context.Context, st *configStore) {
-	if cfg, err := r.c.api.VMConfig(ctx, r.spec.node, r.spec.vmid); err == nil {
-		st.first = cfg
-	}
-	_, _ = r.c.api.Version(ctx) // cached by the adapter; a failure is the evidence's to report
+	ahead := make(chan pve.Config, 1)
+	st.mu.Lock()
+	st.ahead = ahead
+	st.mu.Unlock()
+	go func() {
+		cfg, err := r.c.api.VMConfig(ctx, r.spec.node, r.spec.vmid)
+		if err != nil {
+			cfg = nil // the release reads again
+		}
+		ahead <- cfg
+		_, _ = r.c.api.Version(ctx) // a failure is the evidence's to report
+	}()
 }
 
 // keepLease renews the lease in the background; losing it cancels the run.

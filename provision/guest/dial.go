@@ -15,10 +15,13 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/crypto/ssh"
+	ussh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	// The client is x/crypto/ssh with ClientConfig.LeanAuth (3 round trips fewer per
+	// handshake, internal/xssh); known_hosts and ssh-agent stay on upstream's packages.
+	ssh "github.com/aimachine/aimachine/internal/xssh"
 	"github.com/aimachine/aimachine/provision/internal/encode"
 )
 
@@ -144,7 +147,20 @@ func authMethods(keyFile string) ([]ssh.AuthMethod, func(), error) {
 		return nil, nil, fmt.Errorf("connect to ssh-agent at %s: %w", sock, err)
 	}
 	ag := agent.NewClient(conn)
-	return []ssh.AuthMethod{ssh.PublicKeysCallback(ag.Signers)}, func() { conn.Close() }, nil
+	signers := func() ([]ssh.Signer, error) {
+		us, err := ag.Signers()
+		if err != nil {
+			return nil, err
+		}
+		out := make([]ssh.Signer, 0, len(us))
+		for _, u := range us {
+			if f, err := forkSigner(u); err == nil {
+				out = append(out, f)
+			}
+		}
+		return out, nil
+	}
+	return []ssh.AuthMethod{ssh.PublicKeysCallback(signers)}, func() { conn.Close() }, nil
 }
 
 func expandHome(p string) string {
@@ -199,8 +215,12 @@ func (c *client) hostKeyCallback(alias string) (ssh.HostKeyCallback, []string, e
 		return nil, nil, fmt.Errorf("read known_hosts %s: %w", file, err)
 	}
 	algos := knownAlgorithms(kh, alias)
-	cb := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		err := kh(alias, fakeAddr(alias), key)
+	cb := func(hostname string, remote net.Addr, fkey ssh.PublicKey) error {
+		key, err := upstreamKey(fkey)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrHostKey, alias, err)
+		}
+		err = kh(alias, fakeAddr(alias), key)
 		if err == nil {
 			return nil
 		}
@@ -210,16 +230,16 @@ func (c *client) hostKeyCallback(alias string) (ssh.HostKeyCallback, []string, e
 				return appendKnownHost(file, alias, key)
 			}
 			return fmt.Errorf("%w: %s presented an unknown %s key %s, not pinned in %s (hint: pin the key you expect, e.g. ssh-keyscan, or pass --accept-new-host-key to trust it on first use)",
-				ErrHostKey, alias, key.Type(), ssh.FingerprintSHA256(key), file)
+				ErrHostKey, alias, key.Type(), ussh.FingerprintSHA256(key), file)
 		}
 		if errors.As(err, &ke) {
 			want := ke.Want[0]
 			return fmt.Errorf("%w: HOST KEY MISMATCH for %s: got %s %s, %s:%d pins %s %s (hint: if the machine was reinstalled, remove the old key with ssh-keygen -f %s -R %s; otherwise someone may be intercepting the connection)",
-				ErrHostKey, alias, key.Type(), ssh.FingerprintSHA256(key), want.Filename, want.Line, want.Key.Type(), ssh.FingerprintSHA256(want.Key), file, knownhosts.Normalize(alias))
+				ErrHostKey, alias, key.Type(), ussh.FingerprintSHA256(key), want.Filename, want.Line, want.Key.Type(), ussh.FingerprintSHA256(want.Key), file, knownhosts.Normalize(alias))
 		}
 		var re *knownhosts.RevokedError
 		if errors.As(err, &re) {
-			return fmt.Errorf("%w: %s presented a revoked key %s", ErrHostKey, alias, ssh.FingerprintSHA256(key))
+			return fmt.Errorf("%w: %s presented a revoked key %s", ErrHostKey, alias, ussh.FingerprintSHA256(key))
 		}
 		return fmt.Errorf("%w: %s: %v", ErrHostKey, alias, err)
 	}
@@ -228,7 +248,7 @@ func (c *client) hostKeyCallback(alias string) (ssh.HostKeyCallback, []string, e
 
 // knownAlgorithms lists the key types pinned for alias, so the server offers the pinned type
 // rather than another one we would then report as a mismatch.
-func knownAlgorithms(kh ssh.HostKeyCallback, alias string) []string {
+func knownAlgorithms(kh ussh.HostKeyCallback, alias string) []string {
 	_, probe, err := ed25519Key()
 	if err != nil {
 		return nil
@@ -244,8 +264,8 @@ func knownAlgorithms(kh ssh.HostKeyCallback, alias string) []string {
 		t := k.Key.Type()
 		var algs []string
 		switch t {
-		case ssh.KeyAlgoRSA:
-			algs = []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
+		case ussh.KeyAlgoRSA:
+			algs = []string{ussh.KeyAlgoRSASHA512, ussh.KeyAlgoRSASHA256, ussh.KeyAlgoRSA}
 		default:
 			algs = []string{t}
 		}
@@ -277,7 +297,7 @@ func fakeAddr(alias string) net.Addr {
 var appendMu sync.Mutex
 
 // appendKnownHost pins key for alias (explicit trust on first use only).
-func appendKnownHost(file, alias string, key ssh.PublicKey) error {
+func appendKnownHost(file, alias string, key ussh.PublicKey) error {
 	appendMu.Lock()
 	defer appendMu.Unlock()
 	f, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
@@ -291,7 +311,7 @@ func appendKnownHost(file, alias string, key ssh.PublicKey) error {
 
 // PinHostKey appends a known_hosts line for addr (host:port) to file, creating it (0600).
 // It is for callers that learnt the key out of band (the guest agent, the console).
-func PinHostKey(file, addr string, key ssh.PublicKey) error {
+func PinHostKey(file, addr string, key ussh.PublicKey) error {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return err
 	}
@@ -309,6 +329,7 @@ func (c *client) clientConfig(user string, auth []ssh.AuthMethod, alias string) 
 		HostKeyCallback:   cb,
 		HostKeyAlgorithms: algos,
 		Timeout:           c.cfg.DialTimeout,
+		LeanAuth:          true,
 	}, nil
 }
 

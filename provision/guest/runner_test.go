@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -210,6 +211,14 @@ func TestJumpHostDirectTCPIPAndLoopbackGuard(t *testing.T) {
 	if bastion.Directs[0] != "192.168.0.140:22" {
 		t.Fatalf("direct-tcpip to %v", bastion.Directs)
 	}
+	// Round trips (issue #15): each handshake opens with one signed public-key request
+	// (internal/xssh LeanAuth), no "none" request and no key query before it.
+	if got := bastion.AuthLog(); !slices.Equal(got, []string{"publickey:ok"}) {
+		t.Fatalf("jump host answered authentication requests %v, want one accepted publickey request", got)
+	}
+	if got := g.AuthLog(); !slices.Equal(got, []string{"publickey:ok"}) {
+		t.Fatalf("guest answered authentication requests %v, want one accepted publickey request", got)
+	}
 
 	// A jump host that is not loopback is refused in simulator mode.
 	cfg.Jump = &guest.Jump{Addr: "192.168.0.2:22", User: "root"}
@@ -229,7 +238,7 @@ func TestJumpHostDirectTCPIPAndLoopbackGuard(t *testing.T) {
 
 func TestAgentAuth(t *testing.T) {
 	e := newEnv(t)
-	_, addr := e.pinnedServer(t, guesttest.Shell(t.TempDir()))
+	srv, addr := e.pinnedServer(t, guesttest.Shell(t.TempDir()))
 
 	// An in-process agent holding the key.
 	sock := filepath.Join(e.dir, "agent.sock")
@@ -264,6 +273,11 @@ func TestAgentAuth(t *testing.T) {
 	defer r.Close()
 	if _, err := r.Run(context.Background(), "true"); err != nil {
 		t.Fatal(err)
+	}
+	// The agent's key crosses from upstream's agent package to the client (internal/xssh)
+	// and signs the one request at once.
+	if got := srv.AuthLog(); !slices.Equal(got, []string{"publickey:ok"}) {
+		t.Fatalf("server answered authentication requests %v, want one accepted publickey request", got)
 	}
 	t.Setenv("SSH_AUTH_SOCK", "")
 	if _, err := guest.Dial(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "SSH_AUTH_SOCK") {

@@ -45,7 +45,11 @@ type Server struct {
 	addr     string
 	conns    map[*ssh.ServerConn]struct{}
 	Accepted int // handshakes completed
-	Execs    []string
+	// AuthRequests are the user-authentication requests answered, "method:ok" or
+	// "method:refused", in order (upstream's AuthLogCallback: a key query that is accepted is
+	// not logged).
+	AuthRequests []string
+	Execs        []string
 	Directs  []string // direct-tcpip destinations asked for
 }
 
@@ -91,6 +95,15 @@ func New(t testing.TB, authorized ssh.PublicKey, h Handler) *Server {
 				return nil, nil
 			}
 			return nil, fmt.Errorf("unknown key for %s", meta.User())
+		},
+		AuthLogCallback: func(_ ssh.ConnMetadata, method string, err error) {
+			e := method + ":ok"
+			if err != nil {
+				e = method + ":refused"
+			}
+			s.mu.Lock()
+			s.AuthRequests = append(s.AuthRequests, e)
+			s.mu.Unlock()
 		},
 	}
 	s.cfg.AddHostKey(signer)
@@ -345,3 +358,10 @@ type dummyAddr string
 
 func (a dummyAddr) Network() string { return "tcp" }
 func (a dummyAddr) String() string  { return string(a) }
+
+// AuthLog returns a copy of AuthRequests.
+func (s *Server) AuthLog() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.AuthRequests...)
+}
