@@ -50,7 +50,7 @@ type Server struct {
 	// not logged).
 	AuthRequests []string
 	Execs        []string
-	Directs  []string // direct-tcpip destinations asked for
+	Directs      []string // direct-tcpip destinations asked for
 }
 
 // ClientKey makes a client key pair: the signer and a private key file written under dir.
