@@ -83,32 +83,51 @@ type state struct {
 	haveGB int
 }
 
-// inspect reads the VM (reads only).
+// inspect reads the VM (reads only). Its config is read first on the catalog's node: a VM id
+// is unique in the cluster, so a config there is this VM, and a re-run (the common case) skips
+// the cluster-wide listing, one round trip less. PVE reads a config on the node that is
+// asked (qemu-server load_config: nodes/<node>/qemu-server/<vmid>.conf) and answers
+// "Configuration file ... does not exist" otherwise (or, for a node the cluster does not know,
+// "hostname lookup ... failed": the preflight names that); only then does /cluster/resources
+// say whether the VM is on another node or nowhere (and whether another VM has its name).
 func (r *run) inspect(ctx context.Context) (*state, error) {
 	s := r.spec
-	vms, err := r.c.api.Resources(ctx, "vm")
-	if err != nil {
-		return nil, taskErr("look up VM "+fmt.Sprint(s.vmid), err, s.vmid)
-	}
-	st := &state{}
-	for _, v := range vms {
-		if v.VMID == s.vmid {
-			st.exists, st.node = true, v.Node
-		} else if v.Name == s.vm.Name {
-			r.note("look up VM "+fmt.Sprint(s.vmid), fmt.Sprintf("note: VM %d on node %q has the same name %q", v.VMID, v.Node, v.Name))
-		}
-	}
-	if !st.exists {
-		return st, nil
-	}
 	task := fmt.Sprintf("read VM %d", s.vmid)
-	if st.node != s.node {
-		return st, &TaskError{Phase: PhaseInfra, Task: task,
-			Err:  fmt.Errorf("VM %d exists on node %q, the catalog places it on %q", s.vmid, st.node, s.node),
-			Hint: "migrate it, fix the node in the catalog, or pick another id"}
-	}
-	if st.cfg, err = r.c.api.VMConfig(ctx, s.node, s.vmid); err != nil {
+	st := &state{}
+	cfg, err := r.c.api.VMConfig(ctx, s.node, s.vmid)
+	switch {
+	case err == nil:
+		st.exists, st.node, st.cfg = true, s.node, cfg
+	case !errors.Is(err, pve.ErrNotFound) && !errors.Is(err, pve.ErrNoNode):
 		return st, taskErr(task, err, s.vmid)
+	default:
+		vms, err := r.c.api.Resources(ctx, "vm")
+		if err != nil {
+			return nil, taskErr("look up VM "+fmt.Sprint(s.vmid), err, s.vmid)
+		}
+		for _, v := range vms {
+			if v.VMID == s.vmid && (v.Type == "" || v.Type == "qemu") {
+				st.exists, st.node = true, v.Node
+			} else if v.VMID == s.vmid {
+				return st, &TaskError{Phase: PhaseInfra, Task: "look up VM " + fmt.Sprint(s.vmid),
+					Err:  fmt.Errorf("id %d is taken by a %s guest %q on node %q", s.vmid, v.Type, v.Name, v.Node),
+					Hint: "pick a free id for the VM in the catalog"}
+			} else if v.Name == s.vm.Name {
+				r.note("look up VM "+fmt.Sprint(s.vmid), fmt.Sprintf("note: VM %d on node %q has the same name %q", v.VMID, v.Node, v.Name))
+			}
+		}
+		if !st.exists {
+			return st, nil
+		}
+		if st.node != s.node {
+			return st, &TaskError{Phase: PhaseInfra, Task: task,
+				Err:  fmt.Errorf("VM %d exists on node %q, the catalog places it on %q", s.vmid, st.node, s.node),
+				Hint: "migrate it, fix the node in the catalog, or pick another id"}
+		}
+		// Listed on this node, but its config was not there a moment ago: read it again.
+		if st.cfg, err = r.c.api.VMConfig(ctx, s.node, s.vmid); err != nil {
+			return st, taskErr(task, err, s.vmid)
+		}
 	}
 	if st.status, err = r.c.api.VMStatus(ctx, s.node, s.vmid); err != nil {
 		return st, taskErr(task, err, s.vmid)

@@ -928,9 +928,10 @@ func TestPasswordLoginSendsNoUnauthenticatedRequest(t *testing.T) {
 func TestConvergedRunRoundTripBudget(t *testing.T) {
 	e := newEnv(t)
 	e.mustDeploy(vm140)
-	// measured (see the log line); raise only with a reason. A deploy: 3 reads, then the run
-	// lease (one PUT to take it with the digest just read; one GET and one PUT to give it back).
-	const deployBudget, planBudget = 6, 3
+	// measured (see the log line); raise only with a reason. A deploy: 2 reads (the config on
+	// the catalog's node, the status: no cluster listing), then the run lease (one PUT to take
+	// it with the digest just read; one GET and one PUT to give it back).
+	const deployBudget, planBudget = 5, 2
 	before := e.stats().Total
 	e.mustDeploy(vm140)
 	deployReqs := e.stats().Total - before
@@ -945,6 +946,43 @@ func TestConvergedRunRoundTripBudget(t *testing.T) {
 	}
 	if planReqs > planBudget {
 		t.Errorf("plan made %d API requests, budget %d", planReqs, planBudget)
+	}
+	for _, r := range e.srv.Requests()[len(e.srv.Requests())-deployReqs-planReqs:] {
+		if r.Path == "/cluster/resources" {
+			t.Errorf("a re-run listed the cluster (%s %s?%s): the config on the catalog's node answers whether the VM is there", r.Method, r.Path, r.Query)
+		}
+	}
+}
+
+// The VM's config is read on the catalog's node first; when the catalog names a node the
+// cluster does not know (PVE: 500 "hostname lookup 'x' failed", pve-http-server) or the VM is
+// not there, /cluster/resources still finds it on the node where it is, and says so.
+func TestInspectFindsTheVMOnAnotherNode(t *testing.T) {
+	e := newEnv(t)
+	e.mustDeploy(vm140)
+	e.vm().Node = "pve-other"
+	_, err := e.c.Plan(context.Background(), e.cat, vm140)
+	if err == nil || !strings.Contains(err.Error(), `VM 140 exists on node "pve", the catalog places it on "pve-other"`) {
+		t.Fatalf("plan with the VM on another node: %v", err)
+	}
+	var sawConfig, sawListing bool
+	for _, r := range e.srv.Requests() {
+		sawConfig = sawConfig || r.Path == "/nodes/pve-other/qemu/140/config"
+		sawListing = sawListing || (sawConfig && r.Path == "/cluster/resources")
+	}
+	if !sawConfig || !sawListing {
+		t.Fatalf("want the config read on pve-other, then the cluster listing: config %v, listing %v", sawConfig, sawListing)
+	}
+}
+
+// A node the cluster does not know, with no VM anywhere: the listing says the VM is absent and
+// the preflight names the node (not the raw "hostname lookup" text).
+func TestInspectUnknownNodeIsThePreflightsToName(t *testing.T) {
+	e := newEnv(t)
+	e.vm().Node = "pve-typo"
+	_, err := e.deploy(vm140)
+	if err == nil || !strings.Contains(err.Error(), `node "pve-typo" is not in the cluster`) || strings.Contains(err.Error(), "hostname lookup") {
+		t.Fatalf("deploy to an unknown node: %v", err)
 	}
 }
 

@@ -169,8 +169,9 @@ func (r *run) prefetch(ctx context.Context, st *configStore) {
 		if err != nil {
 			cfg = nil // the release reads again
 		}
-		ahead <- cfg
 		_, _ = r.c.api.Version(ctx) // a failure is the evidence's to report
+		// Handed over once both are back: the release (which waits for it) follows both reads.
+		ahead <- cfg
 	}()
 }
 

@@ -14,7 +14,10 @@ import (
 
 // Sentinels: match with errors.Is on anything the API returns.
 var (
-	ErrNotFound        = errors.New("not found")
+	ErrNotFound = errors.New("not found")
+	// ErrNoNode: the path names a node the cluster does not know (pve-http-server resolves the
+	// node to proxy to: "hostname lookup '<node>' failed - …").
+	ErrNoNode          = errors.New("no such node")
 	ErrExists          = errors.New("already exists")
 	ErrLocked          = errors.New("VM is locked")
 	ErrNotRunning      = errors.New("VM is not running")
@@ -114,6 +117,7 @@ var rules = []struct {
 	{regexp.MustCompile(`already exists`), ErrExists},
 	{regexp.MustCompile(`VM is locked|can't lock file`), ErrLocked},
 	{regexp.MustCompile(`Configuration file '[^']*' does not exist|no such VM|does not exist`), ErrNotFound},
+	{regexp.MustCompile(`hostname lookup '[^']*' failed`), ErrNoNode},
 	{regexp.MustCompile(`Authentication failed|No ticket|Permission check failed|^40[13] `), ErrAuth},
 	{regexp.MustCompile(`got timeout|^50[234] |^596 |connection reset|broken pipe|unexpected EOF|server closed|try again`), ErrTransient},
 	{regexp.MustCompile(`Parameter verification failed`), ErrInvalid},
