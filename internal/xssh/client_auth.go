@@ -84,15 +84,19 @@ func (c *connection) clientAuthenticate(config *ClientConfig) error {
 			return err
 		}
 	}
+	var firstAuth AuthMethod = new(noneAuth)
 	if leanSent {
-		ok, _, err := handleAuthResponse(c.transport)
+		ok, methods, err := handleAuthResponse(c.transport)
 		if err != nil {
 			return err
 		}
 		if ok == authSuccess {
 			return nil
 		}
-		// Refused or partly accepted: the usual exchange below runs from its start.
+		// Refused or partly accepted: the usual exchange goes on from this answer (it lists
+		// the methods left, as the answer to "none" would), without the key just refused.
+		firstAuth = leanAnswer{ok, methods}
+		config.Auth = withoutFirstKey(config.Auth)
 	}
 
 	// during the authentication phase the client first attempts the "none" method
@@ -102,7 +106,7 @@ func (c *connection) clientAuthenticate(config *ClientConfig) error {
 	var partialSuccess []string
 
 	sessionID := c.transport.getSessionID()
-	for auth := AuthMethod(new(noneAuth)); auth != nil; {
+	for auth := firstAuth; auth != nil; {
 		ok, methods, err := auth.auth(sessionID, config.User, c.transport, config.Rand, extensions)
 		if err != nil {
 			// On disconnect, return error immediately

@@ -2,6 +2,8 @@
 
 package xssh
 
+import "io"
+
 // leanPublicKey sends a signed publickey request for the first key of the first
 // authentication method, with no "none" request and no query before it (RFC 4252 section 7:
 // a client may send the signature at once). It reports whether a request went out; false
@@ -50,4 +52,34 @@ func (c *connection) leanPublicKey(config *ClientConfig, extensions map[string][
 		return false, err
 	}
 	return true, nil
+}
+
+// leanAnswer is the server's answer to the lean request, replayed as the first step of the
+// usual exchange in place of the "none" request (whose answer would list the same methods).
+type leanAnswer struct {
+	res     authResult
+	methods []string
+}
+
+func (a leanAnswer) auth([]byte, string, packetConn, io.Reader, map[string][]byte) (authResult, []string, error) {
+	return a.res, a.methods, nil
+}
+
+func (a leanAnswer) method() string { return "none" }
+
+// withoutFirstKey is auth (the connection's own copy of ClientConfig.Auth) with the first
+// public-key method's first key left out: the lean request tried it already.
+func withoutFirstKey(auth []AuthMethod) []AuthMethod {
+	cb, ok := auth[0].(publicKeyCallback)
+	if !ok {
+		return auth
+	}
+	rest := func() ([]Signer, error) {
+		signers, err := cb()
+		if err != nil || len(signers) == 0 {
+			return signers, err
+		}
+		return signers[1:], nil
+	}
+	return append([]AuthMethod{publicKeyCallback(rest)}, auth[1:]...)
 }

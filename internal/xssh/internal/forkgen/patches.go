@@ -6,8 +6,10 @@ package forkgen
 // the previous answer, and waits for SERVICE_ACCEPT before its first request. RFC 4252 section
 // 7 lets a client send the signed request at once, and servers handle messages in order, so
 // with ClientConfig.LeanAuth the fork sends one signed request right behind the service
-// request: 3 round trips fewer per handshake. The code that builds the request is in
-// internal/xssh/lean.go (not generated).
+// request: 3 round trips fewer per handshake. When that key is refused, upstream's exchange
+// carries on from the server's answer (no "none" request: the answer lists the methods) without
+// that key, so a server's MaxAuthTries is never spent faster than upstream spends it. The code
+// that builds the request is in internal/xssh/lean.go (not generated).
 var Patches = []Patch{
 	{
 		File: "client.go",
@@ -74,16 +76,28 @@ var Patches = []Patch{
 			return err
 		}
 	}
+	var firstAuth AuthMethod = new(noneAuth)
 	if leanSent {
-		ok, _, err := handleAuthResponse(c.transport)
+		ok, methods, err := handleAuthResponse(c.transport)
 		if err != nil {
 			return err
 		}
 		if ok == authSuccess {
 			return nil
 		}
-		// Refused or partly accepted: the usual exchange below runs from its start.
+		// Refused or partly accepted: the usual exchange goes on from this answer (it lists
+		// the methods left, as the answer to "none" would), without the key just refused.
+		firstAuth = leanAnswer{ok, methods}
+		config.Auth = withoutFirstKey(config.Auth)
 	}
+`,
+	},
+	{
+		File: "client_auth.go",
+		Why:  "lean: the usual exchange starts from the lean answer",
+		Old: `	for auth := AuthMethod(new(noneAuth)); auth != nil; {
+`,
+		New: `	for auth := firstAuth; auth != nil; {
 `,
 	},
 }
