@@ -44,6 +44,12 @@ func (c *Client) newRun(cat *catalog.Catalog, vmName, runID string, rep Reporter
 	if cat == nil {
 		return nil, fmt.Errorf("no catalog")
 	}
+	// The CLI validates before it calls in; a program using the library may not, and every
+	// value below reaches the API and the guest.
+	if err := cat.Validate(); err != nil {
+		return nil, &TaskError{Phase: PhaseInfra, Task: "read the catalog", Err: fmt.Errorf("the catalog is not valid:\n%w", err),
+			Hint: "fix each line above (aimachine catalog validate shows the same list); nothing was read or changed"}
+	}
 	vm, err := cat.VM(vmName)
 	if err != nil {
 		return nil, err

@@ -392,7 +392,7 @@ func TestGPUFailures(t *testing.T) {
 				e.t.Fatal(err)
 			}
 		}, want: pve.ErrPCIBusy, inErr: "already in use by VMID '141'", inHint: "stop VM 141", rollback: true},
-		{name: "missing (preflight)", setup: func(e *env) { e.vm().GPU.PCIAddress = "0000:99:00"; e.vm().GPU.Expect.PCIID = "" },
+		{name: "missing (preflight)", setup: func(e *env) { e.vm().GPU.PCIAddress = "0000:99:00" },
 			want: pve.ErrPCIMissing, inErr: "0000:99:00", inHint: "lspci"},
 		{name: "missing (PVE's start task)", skipPre: true, setup: func(e *env) { e.vm().GPU.PCIAddress = "0000:99:00" },
 			want: pve.ErrPCIMissing, inErr: "no PCI device found for '0000:99:00'", inHint: "lspci", rollback: true},
@@ -960,6 +960,7 @@ func TestConvergedRunRoundTripBudget(t *testing.T) {
 func TestInspectFindsTheVMOnAnotherNode(t *testing.T) {
 	e := newEnv(t)
 	e.mustDeploy(vm140)
+	e.addCatalogNode("pve-other") // the catalog knows it; the cluster does not
 	e.vm().Node = "pve-other"
 	_, err := e.c.Plan(context.Background(), e.cat, vm140)
 	if err == nil || !strings.Contains(err.Error(), `VM 140 exists on node "pve", the catalog places it on "pve-other"`) {
@@ -975,10 +976,19 @@ func TestInspectFindsTheVMOnAnotherNode(t *testing.T) {
 	}
 }
 
+// addCatalogNode declares a node in the catalog (a VM's node must be one of them), with the
+// storages of the catalog's first node.
+func (e *env) addCatalogNode(name string) {
+	n := e.cat.Nodes[0]
+	n.Name = name
+	e.cat.Nodes = append(e.cat.Nodes, n)
+}
+
 // A node the cluster does not know, with no VM anywhere: the listing says the VM is absent and
 // the preflight names the node (not the raw "hostname lookup" text).
 func TestInspectUnknownNodeIsThePreflightsToName(t *testing.T) {
 	e := newEnv(t)
+	e.addCatalogNode("pve-typo")
 	e.vm().Node = "pve-typo"
 	_, err := e.deploy(vm140)
 	if err == nil || !strings.Contains(err.Error(), `node "pve-typo" is not in the cluster`) || strings.Contains(err.Error(), "hostname lookup") {
@@ -1010,5 +1020,24 @@ func TestPlanShowsTheDiskShrinkRefusal(t *testing.T) {
 		if strings.HasPrefix(ev.Task, "resize scsi0") && (ev.Status != StatusOK || !strings.Contains(ev.Message, "disks never shrink")) {
 			t.Fatalf("deploy reports %+v", ev)
 		}
+	}
+}
+
+// A program calling the library directly gets the catalog validated as the CLI does: an
+// invalid value is refused before any request (the values reach the API and the guest).
+func TestDeployValidatesTheCatalog(t *testing.T) {
+	e := newEnv(t)
+	e.vm().Cores = -4
+	before := e.stats().Total
+	_, err := e.deploy(vm140)
+	var te *TaskError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "the catalog is not valid") || !strings.Contains(err.Error(), "cores") {
+		t.Fatalf("deploy with cores -4: %v", err)
+	}
+	if _, err := e.c.Plan(context.Background(), e.cat, vm140); err == nil {
+		t.Fatal("plan accepted an invalid catalog")
+	}
+	if n := e.stats().Total - before; n != 0 {
+		t.Fatalf("%d API requests sent for an invalid catalog", n)
 	}
 }
