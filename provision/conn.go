@@ -137,13 +137,24 @@ func Connect(ctx context.Context, o ConnOptions) (*Client, error) {
 		// Password login wins: root@pam may set a raw hostpci, a token may not.
 		cfg.TokenID, cfg.TokenSecret = "", ""
 	}
-	api, err := pve.DialContext(ctx, cfg)
-	if err == nil && cfg.Username == "" {
-		// With a token nothing was sent yet: the version read proves endpoint, TLS and token.
-		// A password login (DialContext) has proved them already; the version is read when
-		// needed (the evidence), off the critical path.
-		_, err = api.Version(ctx)
+	b := o.Backoff
+	if b.Initial == 0 {
+		b = retry.Default
 	}
+	// A connection reset or a 5xx during the login is retried like every later call (the
+	// ticket POST creates nothing); a refused login or a stall (the request timeout) is not.
+	var api pve.API
+	err = retry.Wait{Description: "connect to " + apiURL, Backoff: b, MaxAttempts: 3, Retryable: transientClass}.Do(ctx, func(ctx context.Context) error {
+		var err error
+		api, err = pve.DialContext(ctx, cfg)
+		if err == nil && cfg.Username == "" {
+			// With a token nothing was sent yet: the version read proves endpoint, TLS and
+			// token. A password login (DialContext) has proved them already; the version is
+			// read when needed (the evidence), off the critical path.
+			_, err = api.Version(ctx)
+		}
+		return err
+	})
 	if err != nil {
 		hint := connectHint(err, apiURL)
 		return nil, &TaskError{Phase: PhaseInfra, Task: "connect to " + apiURL, Err: err, Hint: hint}

@@ -393,7 +393,7 @@ func TestContainerFailures(t *testing.T) {
 			}
 		}, want: pve.ErrPCIBusy, inErr: "already in use by VMID '141'", inHint: "stop VM 141", rollback: true},
 		{name: "GPU missing (preflight)", setup: func(k *ctrCase) {
-			k.vm().GPU.PCIAddress, k.vm().GPU.Expect.PCIID = "0000:99:00", ""
+			k.vm().GPU.PCIAddress = "0000:99:00"
 		}, want: pve.ErrPCIMissing, inErr: "0000:99:00", inHint: "lspci"},
 		{name: "GPU missing (PVE's start task)", skipPre: true, setup: func(k *ctrCase) {
 			k.vm().GPU.PCIAddress = "0000:99:00"

@@ -26,7 +26,7 @@ func TestDeployWithAHostileAPIKey(t *testing.T) {
 	e := s.Info()
 	cat := testCatalog(t, e)
 	vm := &cat.VMs[0]
-	vm.Services.VLLM = &catalog.VLLM{Enabled: true, Model: "Qwen/Qwen2.5-3B-Instruct", APIKeyEnv: "HOSTILE_VLLM_KEY", MaxModelLen: 8192}
+	vm.Services.VLLM = &catalog.VLLM{Enabled: true, Version: "0.28.0", Model: "Qwen/Qwen2.5-3B-Instruct", APIKeyEnv: "HOSTILE_VLLM_KEY", MaxModelLen: 8192}
 	vm.Services.Ollama = &catalog.Ollama{Enabled: true}
 	cat.ApplyDefaults()
 	reports := t.TempDir()
@@ -114,7 +114,7 @@ func TestDeployRefusesAnUnrepresentableKeyBeforeCreating(t *testing.T) {
 	e := s.Info()
 	cat := testCatalog(t, e)
 	vm := &cat.VMs[0]
-	vm.Services.VLLM = &catalog.VLLM{Enabled: true, Model: "Qwen/Qwen2.5-3B-Instruct", APIKeyEnv: "BAD_VLLM_KEY"}
+	vm.Services.VLLM = &catalog.VLLM{Enabled: true, Version: "0.28.0", Model: "Qwen/Qwen2.5-3B-Instruct", APIKeyEnv: "BAD_VLLM_KEY"}
 	cat.ApplyDefaults()
 	key := "sk-secret-part\nVLLM_EXTRA=injected"
 	o := provision.DeployOptions{SSH: sshOptions(t, e), Guest: provision.GuestOptions{ReportDir: t.TempDir(),

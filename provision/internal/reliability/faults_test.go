@@ -215,7 +215,7 @@ var faultMatrix = []faultRow{
 	{name: "net-api-bandwidth", inject: toxAPI(toxic.Bandwidth(64)), clear: clearToxics, code: 0},
 	{name: "net-api-reset-peer", args: []string{"--timeout", "2s"}, inject: toxAPI(toxic.ResetPeer(0)), clear: clearToxics,
 		code: 1, msg: []string{"connection reset"}, hint: true, state: stateNone},
-	// The login's answer cut off: the login is not retried (RELIABILITY.md, not promised).
+	// The login's answer cut off on every connection: retried (transient), then given up.
 	{name: "net-api-cut-login-response", inject: toxAPI(toxic.CutAfter(1500)), clear: clearToxics,
 		code: 1, msg: []string{"log in as root@pam", "unexpected EOF"}, hint: true, state: stateNone},
 	// Every connection cut after 16 kB: later answers are cut mid-body and retried.
@@ -228,6 +228,8 @@ var faultMatrix = []faultRow{
 		code: 1, msg: []string{"connect over SSH", "rolled back"}, state: stateNone},
 	{name: "net-jump-stall", args: []string{"--timeout", "2s"}, inject: toxJump(toxic.Stall(0)), clear: clearToxics,
 		code: 1, msg: []string{"connect over SSH", "rolled back"}, state: stateNone},
+	// The login's connection reset once: retried like every later call, succeeds.
+	{name: "api-reset-on-login-once", inject: api(pve.FaultRule{Method: "POST", Path: "/access/ticket", Reset: true}), code: 0, served: 1},
 }
 
 func TestFaultMatrix(t *testing.T) {

@@ -29,7 +29,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	cliBin = filepath.Join(dir, "aimachine")
-	build := exec.Command("go", "build", "-o", cliBin, "github.com/aimachine/aimachine/cmd/aimachine")
+	// -tags testhook: the crash tests pause the CLI at phase boundaries (the shipped binary cannot).
+	build := exec.Command("go", "build", "-tags", "testhook", "-o", cliBin, "github.com/aimachine/aimachine/cmd/aimachine")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build aimachine:", err)

@@ -1,14 +1,9 @@
-// Package testhook lets crash tests stop the CLI at a named point of a run: with
-// AIMACHINE_TEST_PAUSE_AT=<point> set, Pause writes "AIMACHINE_PAUSED <point>" on stderr and
-// blocks until the context ends (SIGINT cancels it) or the process is killed. Without the
-// variable it does nothing. The points are the phase boundaries of a deploy (Points).
+// Package testhook lets crash tests stop the CLI at a named point of a run. In a binary built
+// with -tags testhook (the reliability suite builds one), AIMACHINE_TEST_PAUSE_AT=<point> makes
+// Pause write "AIMACHINE_PAUSED <point>" on stderr and block until the context ends (SIGINT
+// cancels it) or the process is killed. Any other build (the shipped binary) never reads the
+// variable: Pause does nothing. The points are the phase boundaries of a deploy (Points).
 package testhook
-
-import (
-	"context"
-	"fmt"
-	"os"
-)
 
 // Env names the pause point.
 const Env = "AIMACHINE_TEST_PAUSE_AT"
@@ -33,12 +28,3 @@ const (
 // Points lists the pause points in the order a fresh deploy passes them (AfterLease is passed
 // instead of BeforeCreate and AfterCreate when the VM exists).
 var Points = []string{BeforeCreate, AfterCreate, AfterStart, AfterAgent, AfterCloudInit, AfterHostKey, AfterSSH, AfterGuest, BeforeRelease}
-
-// Pause blocks at point when AIMACHINE_TEST_PAUSE_AT names it.
-func Pause(ctx context.Context, point string) {
-	if os.Getenv(Env) != point {
-		return
-	}
-	fmt.Fprintf(os.Stderr, "%s %s\n", Ready, point)
-	<-ctx.Done()
-}
