@@ -74,3 +74,34 @@ func TestKeyFileReadHasADeadline(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// TestLoadRefusesWhatIsNotARegularFile: the catalog path gets the key files' treatment: a FIFO
+// without a writer used to block the open until a second Ctrl-C.
+func TestLoadRefusesWhatIsNotARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "catalog.yml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{fifo, "catalog " + fifo + " is a FIFO (named pipe), not a regular file"},
+		{"/dev/zero", "catalog /dev/zero is a character device, not a regular file"},
+		{dir, "catalog " + dir + " is a directory, not a regular file"},
+	} {
+		t.Run(filepath.Base(tc.file), func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() {
+				_, err := Load(tc.file)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("got %v, want %q", err, tc.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Load blocked")
+			}
+		})
+	}
+}

@@ -28,13 +28,22 @@ const (
 	MaxCatalogDepth = 32
 )
 
-// Load reads the catalog file at path (at most MaxCatalogBytes); see Parse.
+// Load reads the catalog file at path (at most MaxCatalogBytes); see Parse. Only a regular
+// file is read: the open does not block (a FIFO without a writer cannot hang it, as with the
+// SSH key files) and a device, FIFO, socket or directory is refused without reading.
 func Load(path string) (*Catalog, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, keyFileOpenFlags, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read catalog: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read catalog: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("catalog %s is %s, not a regular file: give the path of the catalog's YAML file", path, describeMode(fi.Mode()))
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxCatalogBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read catalog: %w", err)
