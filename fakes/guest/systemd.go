@@ -51,6 +51,9 @@ type service struct {
 	gen      int
 	lnAddr   string // socket units: where it listens
 	lnPort   int
+	// done is closed when the main process (the program's goroutine) has returned, its
+	// listeners and GPU memory released.
+	done chan struct{}
 }
 
 var unitDirs = []string{"/etc/systemd/system", "/usr/lib/systemd/system"}
@@ -432,7 +435,12 @@ func (s *system) spawn(bctx context.Context, u *unit, restarts int) {
 		s.mu.Unlock()
 		return
 	}
+	done := make(chan struct{})
+	s.mu.Lock()
+	sv.done = done
+	s.mu.Unlock()
 	go func() {
+		defer close(done)
 		code := prog(ctx, s, sv, argv, env, usr)
 		if ctx.Err() != nil {
 			return // stopped
@@ -517,10 +525,19 @@ func (s *system) stopService(sv *service, why string) {
 	s.mu.Lock()
 	active := sv.state == "active" || sv.state == "activating"
 	sv.state, sv.sub, sv.pid = "inactive", "dead", 0
-	cancel := sv.cancel
+	cancel, done := sv.cancel, sv.done
 	s.mu.Unlock()
 	if cancel != nil {
 		cancel()
+	}
+	// A stop job ends when the main process is gone (systemd.kill(5): SIGTERM, then SIGKILL
+	// after TimeoutStopSec=, 90 s by default): only then does `systemctl stop` or the stop half
+	// of `restart` return, so the old process's sockets are closed before a new one starts.
+	if done != nil {
+		select {
+		case <-done:
+		case <-time.After(90 * time.Second):
+		}
 	}
 	if active && why != "shutdown" {
 		s.logUnit(sv.u.name, "systemd[1]: Stopping %s - %s...", sv.u.name, sv.u.desc)

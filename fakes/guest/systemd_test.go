@@ -1,8 +1,11 @@
 package guest
 
 import (
+	"context"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSystemctlBehaviour(t *testing.T) {
@@ -54,5 +57,29 @@ func TestProvisioningProbes(t *testing.T) {
 	vm.ready()
 	if boot2 := vm.must(vm.client(), "cat /proc/sys/kernel/random/boot_id"); boot2 == boot1 {
 		t.Error("boot_id unchanged across reboot")
+	}
+}
+
+// TestStopWaitsForTheMainProcess: `systemctl stop` (and the stop half of `restart`) returns
+// once the main process is gone (systemd.kill(5): the stop job ends when the processes have
+// exited, SIGKILL after TimeoutStopSec=), so the port it listened on is closed when systemctl
+// returns. A daemon here takes a moment to close its socket after the signal.
+func TestStopWaitsForTheMainProcess(t *testing.T) {
+	daemons["test-slow-stop"] = func(ctx context.Context, s *system, sv *service, argv []string, env map[string]string, u *user) int {
+		s.listen("0.0.0.0", 9009, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) }))
+		<-ctx.Done()
+		time.Sleep(200 * time.Millisecond) // closing down after SIGTERM
+		s.unlisten("0.0.0.0", 9009)
+		return 0
+	}
+	t.Cleanup(func() { delete(daemons, "test-slow-stop") })
+	vm := newVM(t, 0, nil).ready()
+	vm.g.fs.writeFile("/usr/local/bin/slow-stop", simBinary("test-slow-stop"), 0o755, owner{})
+	c := vm.client()
+	vm.must(c, "printf '[Service]\\nExecStart=/usr/local/bin/slow-stop\\n' | sudo tee /etc/systemd/system/slow-stop.service >/dev/null && sudo systemctl daemon-reload && sudo systemctl start slow-stop")
+	vm.poll(c, "curl -sf http://127.0.0.1:9009/")
+	// Right after the stop returned, the old socket is closed (curl: 7, connection refused).
+	if r := vm.sh(c, "sudo systemctl stop slow-stop && curl -s -o /dev/null http://127.0.0.1:9009/; echo rc=$?"); !strings.Contains(r.stdout, "rc=7") {
+		t.Errorf("the stopped process still answered: %q", r.stdout)
 	}
 }
