@@ -92,9 +92,10 @@ type state struct {
 // inspect reads the VM (reads only). Its config is read first on the catalog's node: a VM id
 // is unique in the cluster, so a config there is this VM, and a re-run (the common case) skips
 // the cluster-wide listing, one round trip less. PVE reads a config on the node that is
-// asked (qemu-server load_config: nodes/<node>/qemu-server/<vmid>.conf) and answers
-// "Configuration file ... does not exist" otherwise (or, for a node the cluster does not know,
-// "hostname lookup ... failed": the preflight names that); only then does /cluster/resources
+// asked (nodes/<node>/qemu-server/<vmid>.conf) and answers 500 "Configuration file ... does not
+// exist" otherwise (AbstractConfig.pm), or, for a node the cluster does not know, 500
+// "hostname lookup ... failed" (pve-common Network.pm; the preflight names the node then):
+// both recorded in ../shared/reference/proxmox-api.md. Only then does /cluster/resources
 // say whether the VM is on another node or nowhere (and whether another VM has its name).
 func (r *run) inspect(ctx context.Context) (*state, error) {
 	s := r.spec
