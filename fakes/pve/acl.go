@@ -229,8 +229,6 @@ func (s *Server) permitted(id *identity, path, priv string) bool {
 	return ok
 }
 
-var permissionsSchema = schema{fixed: map[string]pspec{"userid": {t: tString}, "path": {t: tString}}}
-
 // handlePermissions: GET /access/permissions (pve-access-control API2/AccessControl.pm
 // 'permissions'): the caller's own (or an owned token's) effective privileges, another user's
 // only with Sys.Audit on /access. With path: {path: privs} or {} when none; without: every

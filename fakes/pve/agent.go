@@ -33,11 +33,6 @@ func (s *Server) agentFor(c *call) (Agent, *vmState, error) {
 	return a, v, nil
 }
 
-var agentEmptySchema = schema{fixed: map[string]pspec{}}
-var agentExecSchema = schema{fixed: map[string]pspec{"command": {t: tArray, required: true}, "input-data": {t: tString}}}
-var agentExecStatusSchema = schema{fixed: map[string]pspec{"pid": {t: tInt, required: true}}}
-var agentFileReadSchema = schema{fixed: map[string]pspec{"file": {t: tString, required: true}}}
-
 func handleAgentPing(s *Server, c *call) (any, error) {
 	if _, _, err := s.agentFor(c); err != nil {
 		return nil, err

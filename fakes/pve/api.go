@@ -29,7 +29,6 @@ type route struct {
 	method  string
 	pattern string // "/nodes/{node}/qemu/{vmid}/config"; a last "{name...}" takes the rest
 	segs    []string
-	params  schema
 	priv    string // privilege checked on privOn ("" = any authenticated user; "A|B" = any of them, the schema's "any")
 	privOn  string // "/vms/{vmid}"
 	class   string
@@ -157,18 +156,4 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.log().Debug("pve api", "method", r.Method, "path", rel, "user", rec.User, "status", 200)
 	s.recordRequest(rec)
 	s.writeData(w, data, extra)
-}
-
-// pathSchema types the path variables like PVE's schema does.
-func pathSchema(vars map[string]string) map[string]pspec {
-	m := map[string]pspec{}
-	for k := range vars {
-		switch k {
-		case "vmid":
-			m[k] = pspec{t: tInt, required: true, min: 100, hasMin: true}
-		default:
-			m[k] = pspec{t: tString, required: true}
-		}
-	}
-	return m
 }

@@ -154,17 +154,6 @@ func (s *Server) tokenIdentity(val string) (*identity, *apiError) {
 	return id, nil
 }
 
-var ticketSchema = schema{fixed: map[string]pspec{
-	"username":      {t: tString, required: true},
-	"password":      {t: tString, required: true},
-	"realm":         {t: tString},
-	"otp":           {t: tString},
-	"path":          {t: tString},
-	"privs":         {t: tString},
-	"new-format":    {t: tBool},
-	"tfa-challenge": {t: tString},
-}}
-
 // handleTicket: POST /access/ticket — password or a valid ticket (renewal) for the same user.
 func handleTicket(s *Server, c *call) (any, error) {
 	user := c.p.get("username")

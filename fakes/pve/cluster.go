@@ -128,8 +128,6 @@ func handleClusterStatus(s *Server, c *call) (any, error) {
 	return out, nil
 }
 
-var resourcesSchema = schema{fixed: map[string]pspec{"type": {t: tString, enum: []string{"vm", "storage", "node", "sdn"}}}}
-
 func handleClusterResources(s *Server, c *call) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -207,8 +205,6 @@ func b2i(b bool) int {
 	return 0
 }
 
-var nextIDSchema = schema{fixed: map[string]pspec{"vmid": {t: tInt, min: 100, hasMin: true}}}
-
 // handleNextID answers a JSON string, as PVE's Perl does (go-proxmox requires it).
 func handleNextID(s *Server, c *call) (any, error) {
 	s.mu.Lock()
@@ -228,16 +224,6 @@ func handleNextID(s *Server, c *call) (any, error) {
 }
 
 // --- cluster PCI mappings ---
-
-var mappingListSchema = schema{fixed: map[string]pspec{"check-node": {t: tString}}}
-
-var mappingCreateSchema = schema{fixed: map[string]pspec{
-	"id":                     {t: tString, required: true},
-	"map":                    {t: tArray, required: true},
-	"description":            {t: tString},
-	"mdev":                   {t: tBool},
-	"live-migration-capable": {t: tBool},
-}}
 
 // mappingsDigest is the digest of /etc/pve/mapping/pci.cfg (one for all entries, as PVE sends it).
 func (s *Server) mappingsDigest() string {

@@ -66,16 +66,6 @@ func (d DownloadSource) digest(algo string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-var downloadSchema = schema{fixed: map[string]pspec{
-	"url":                 {t: tString, required: true},
-	"content":             {t: tString, required: true, enum: []string{"iso", "vztmpl", "import"}},
-	"filename":            {t: tString, required: true},
-	"checksum":            {t: tString},
-	"checksum-algorithm":  {t: tString, enum: []string{"md5", "sha1", "sha224", "sha256", "sha384", "sha512"}},
-	"compression":         {t: tString, enum: []string{"gz", "lzo", "zst", "bz2"}},
-	"verify-certificates": {t: tBool},
-}}
-
 // Extensions per content type (pve-storage src/PVE/Storage.pm $ISO_EXT_RE_0, $VZTMPL_EXT_RE_1,
 // $UPLOAD_IMPORT_EXT_RE_1 and $SAFE_CHAR_CLASS_RE). Import took only .ova from commit 40df25d
 // "api: allow ova upload/download" (libpve-storage-perl 8.2.8, PVE 8.3) and .qcow2/.raw/.vmdk

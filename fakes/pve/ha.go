@@ -8,8 +8,6 @@ import (
 // No HA resources are modelled (/etc/pve/ha/resources.cfg is empty): reading one answers as
 // pve-ha-manager does for a resource that is not configured.
 
-var haReadSchema = schema{fixed: map[string]pspec{}}
-
 var (
 	reHASidVMID = regexp.MustCompile(`^(\d+)$`)
 	reHASidFull = regexp.MustCompile(`^(\S+):(\S+)$`)

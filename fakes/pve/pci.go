@@ -90,8 +90,6 @@ var pciVendorNames = map[string]string{
 	"0x8086": "Intel Corporation", "0x1022": "Advanced Micro Devices, Inc. [AMD]",
 }
 
-var pciListSchema = schema{fixed: map[string]pspec{"pci-class-blacklist": {t: tString}, "verbose": {t: tBool}}}
-
 func pciEntry(d PCIDevice, iommu, verbose bool) map[string]any {
 	g := d.IOMMUGroup
 	if !iommu {

@@ -79,8 +79,6 @@ func netMAC(v string) string {
 
 // --- list / status ---
 
-var qemuListSchema = schema{fixed: map[string]pspec{"full": {t: tBool}}}
-
 func (s *Server) vmStatus(v *vmState, current bool) map[string]any {
 	m := map[string]any{
 		"vmid": v.vmid, "name": vmName(v), "status": "stopped", "cpus": vcpus(v.conf),
@@ -671,11 +669,6 @@ func handleConfigPost(s *Server, c *call) (any, error) {
 
 // --- resize ---
 
-var resizeSchema = schema{fixed: map[string]pspec{
-	"disk": {t: tString, required: true}, "size": {t: tString, required: true, format: "disk-size"},
-	"digest": {t: tString}, "skiplock": {t: tBool},
-}}
-
 func handleResize(s *Server, c *call) (any, error) {
 	if err := s.checkSkiplock(c); err != nil {
 		return nil, err
@@ -738,20 +731,6 @@ func handleResize(s *Server, c *call) (any, error) {
 }
 
 // --- power ---
-
-var startSchema = schema{fixed: map[string]pspec{
-	"skiplock": {t: tBool}, "timeout": {t: tInt}, "machine": {t: tString}, "force-cpu": {t: tString},
-	"migratedfrom": {t: tString}, "stateuri": {t: tString}, "targetstorage": {t: tString},
-}}
-var stopSchema = schema{fixed: map[string]pspec{
-	"skiplock": {t: tBool}, "timeout": {t: tInt}, "keepActive": {t: tBool}, "migratedfrom": {t: tString},
-	"overrule-shutdown": {t: tBool},
-}}
-var shutdownSchema = schema{fixed: map[string]pspec{
-	"skiplock": {t: tBool}, "timeout": {t: tInt}, "keepActive": {t: tBool}, "forceStop": {t: tBool},
-}}
-var rebootSchema = schema{fixed: map[string]pspec{"timeout": {t: tInt}}}
-var resetSchema = schema{fixed: map[string]pspec{"skiplock": {t: tBool}}}
 
 // taskVM finds the VM inside a worker (config missing / lock are task errors for power actions).
 func (s *Server) taskVM(node string, vmid int, skiplock bool) (*vmState, error) {
@@ -1004,10 +983,6 @@ func (s *Server) restartTask(c *call, typ string, d time.Duration) (any, error) 
 }
 
 // --- destroy ---
-
-var destroySchema = schema{fixed: map[string]pspec{
-	"purge": {t: tBool}, "destroy-unreferenced-disks": {t: tBool}, "skiplock": {t: tBool},
-}}
 
 func handleDestroy(s *Server, c *call) (any, error) {
 	if err := s.checkSkiplock(c); err != nil {

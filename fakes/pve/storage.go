@@ -6,10 +6,6 @@ import (
 	"time"
 )
 
-var storageListSchema = schema{fixed: map[string]pspec{
-	"content": {t: tString}, "enabled": {t: tBool}, "format": {t: tBool}, "storage": {t: tString}, "target": {t: tString},
-}}
-
 func (s *Server) storageEntry(ss *storageState) map[string]any {
 	used := ss.used()
 	total := ss.spec.TotalBytes
@@ -84,8 +80,6 @@ func handleStorageStatus(s *Server, c *call) (any, error) {
 	delete(e, "storage")
 	return e, nil
 }
-
-var storageContentSchema = schema{fixed: map[string]pspec{"content": {t: tString}, "vmid": {t: tInt}}}
 
 var ctimeBase = time.Date(2025, 9, 12, 8, 30, 0, 0, time.UTC).Unix()
 

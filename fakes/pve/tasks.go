@@ -174,14 +174,6 @@ func (s *Server) lookupTask(node, upid string) (*task, error) {
 	return t, nil
 }
 
-var taskSchema = schema{fixed: map[string]pspec{}}
-
-var taskLogSchema = schema{fixed: map[string]pspec{
-	"start":    {t: tInt, min: 0, hasMin: true},
-	"limit":    {t: tInt, min: 0, hasMin: true},
-	"download": {t: tBool},
-}}
-
 func handleTaskStatus(s *Server, c *call) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -47,43 +47,6 @@ func vmKeyType(k string) (ptype, bool) {
 	return tString, false
 }
 
-func vmSchema(extra map[string]pspec) schema {
-	sc := schema{fixed: map[string]pspec{}}
-	for k, t := range vmKeyTypes {
-		sc.fixed[k] = pspec{t: t}
-	}
-	sc.fixed["sshkeys"] = pspec{t: tString, format: "urlencoded"}
-	sc.fixed["name"] = pspec{t: tString, format: "dns-name"}
-	delete(sc.fixed, "lock") // lock is not settable through the API
-	sc.patterns = []patSpec{
-		{re: regexp.MustCompile(`^hostpci([0-9]|1[0-5])$`), spec: pspec{t: tString, format: "pve-qm-hostpci"}},
-	}
-	for _, re := range vmKeyPatterns {
-		sc.patterns = append(sc.patterns, patSpec{re: re, spec: pspec{t: tString}})
-	}
-	for k, v := range extra {
-		sc.fixed[k] = v
-	}
-	return sc
-}
-
-var createSchema = vmSchema(map[string]pspec{
-	"vmid": {t: tInt, required: true, min: 100, hasMin: true}, "start": {t: tBool}, "storage": {t: tString},
-	"pool": {t: tString}, "unique": {t: tBool}, "force": {t: tBool}, "archive": {t: tString}, "bwlimit": {t: tInt},
-	"live-restore": {t: tBool},
-})
-
-var configPutSchema = vmSchema(map[string]pspec{
-	"delete": {t: tString}, "revert": {t: tString}, "digest": {t: tString}, "skiplock": {t: tBool}, "force": {t: tBool},
-})
-
-var configPostSchema = vmSchema(map[string]pspec{
-	"delete": {t: tString}, "revert": {t: tString}, "digest": {t: tString}, "skiplock": {t: tBool}, "force": {t: tBool},
-	"background_delay": {t: tInt},
-})
-
-var configGetSchema = schema{fixed: map[string]pspec{"current": {t: tBool}, "snapshot": {t: tString}}}
-
 // renderConfig is the VM's .conf file as PVE writes it (sorted keys; description as comment lines).
 func renderConfig(conf map[string]string) string {
 	var b strings.Builder
