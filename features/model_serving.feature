@@ -26,11 +26,13 @@ Feature: Models on disk before the services start
     And the token appears in no output, report or guest command line
 
   @fake
-  Scenario: A model too large for the card stops before vLLM starts
+  Scenario: A model too large for the card stops before it is downloaded
     Given the catalog gives vLLM the model "Qwen/Qwen2.5-14B-Instruct"
     When the administrator deploys "vm-llm-aimachine"
     Then the deployment stops at the task "check Qwen/Qwen2.5-14B-Instruct fits vLLM's share of the GPU memory"
     And the error says "weights 27.4 GiB + ~1 GiB overhead against 0.60 × 15.9 GiB = 9.6 GiB"
+    And the error says "sizes from the Hub, before the download"
     And the hint names "smaller or quantised model"
     And the hint names "max_model_len"
+    And the model was never downloaded
     And vLLM was never started

@@ -33,6 +33,7 @@ func (w *World) registerModelSteps(sc *godog.ScenarioContext) {
 	sc.Then(`^the error says "([^"]*)"$`, w.theErrorSays)
 	sc.Then(`^the hint names "([^"]*)"$`, w.theHintNames)
 	sc.Then(`^vLLM was never started$`, w.vllmWasNeverStarted)
+	sc.Then(`^the model was never downloaded$`, w.theModelWasNeverDownloaded)
 	sc.When(`^a Hugging Face token is exported in the variable the catalog names and the deployment runs again$`, w.aTokenIsExportedAndItRunsAgain)
 	sc.Then(`^the deployment succeeds$`, w.theDeploymentSucceeds)
 	sc.Then(`^the token appears in no output, report or guest command line$`, w.theTokenAppearsNowhere)
@@ -163,6 +164,29 @@ func (w *World) vllmWasNeverStarted(ctx context.Context) error {
 	}
 	if !strings.Contains(out, "ActiveState=inactive") || !strings.Contains(out, "NRestarts=0") {
 		return fmt.Errorf("vLLM was started:\n%s", out)
+	}
+	return nil
+}
+
+// theModelWasNeverDownloaded: no file of the catalog's vLLM model is in its models directory
+// (the Hub cache layout, models--ORG--NAME; /opt/models when the catalog names none).
+func (w *World) theModelWasNeverDownloaded(ctx context.Context) error {
+	v, err := w.vllmSection()
+	if err != nil {
+		return err
+	}
+	dir := v.ModelsDir
+	if dir == "" {
+		dir = "/opt/models"
+	}
+	repo := dir + "/models--" + strings.ReplaceAll(v.Model, "/", "--")
+	out, err := w.sh(ctx, "sudo ls -A '"+repo+"' 2>/dev/null | wc -l")
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(out) != "0" {
+		listing, _ := w.sh(ctx, "sudo ls -laR '"+repo+"'")
+		return fmt.Errorf("%s holds a download:\n%s", repo, listing)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -87,7 +88,8 @@ func init() {
 var hubValidToken = regexp.MustCompile(`^hf_[A-Za-z0-9]{8,}$`)
 
 // hubHandler serves the two Hub routes a snapshot download uses: GET
-// /api/models/{id}/revision/{rev} (model info, siblings) and HEAD/GET /{id}/resolve/{rev}/{file}
+// /api/models/{id}/revision/{rev} (model info, siblings; their sizes with ?blobs=true) and
+// HEAD/GET /{id}/resolve/{rev}/{file}
 // (metadata headers; bodies are not served — the CLI writes sparse files of the announced size).
 func hubHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -116,9 +118,22 @@ func hubHandler() http.Handler {
 				writeJSON(w, 404, map[string]string{"error": "Invalid rev id: " + rev})
 				return
 			}
+			// Siblings carry their names; sizes (and blob ids) only with ?blobs=true, which is what
+			// huggingface_hub's model_info(files_metadata=True) sends (hf_api.py:
+			// params["blobs"] = True; requests encodes True as "True").
+			blobs := false
+			switch r.URL.Query().Get("blobs") {
+			case "true", "True", "1":
+				blobs = true
+			}
 			var sib []any
 			for _, f := range repo.files {
-				sib = append(sib, map[string]any{"rfilename": f.name, "size": f.size})
+				e := map[string]any{"rfilename": f.name}
+				if blobs {
+					blob := sha1.Sum([]byte(id + "/" + f.name))
+					e["size"], e["blobId"] = f.size, hex.EncodeToString(blob[:])
+				}
+				sib = append(sib, e)
 			}
 			gated := any(false)
 			if repo.gated {

@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -94,5 +95,29 @@ func TestInferenceTiming(t *testing.T) {
 	again, _ := reply("hi", 5, false)
 	if len(toks) != 5 || stop || strings.Join(toks, "") != strings.Join(again, "") {
 		t.Errorf("reply not deterministic or not max_tokens long: %q %q", toks, again)
+	}
+}
+
+// TestHubModelInfoSizesOnlyWithBlobs: the Hub's model info lists siblings by name; their sizes
+// come only with ?blobs=true (huggingface_hub hf_api.py model_info: files_metadata=True sends
+// params["blobs"] = True, which requests encodes as "True").
+func TestHubModelInfoSizesOnlyWithBlobs(t *testing.T) {
+	for _, tc := range []struct {
+		query     string
+		wantSizes bool
+	}{{"", false}, {"?blobs=True", true}, {"?blobs=true", true}} {
+		resp := hubCall("GET", "api/models/Qwen/Qwen2.5-3B-Instruct/revision/main"+tc.query, "")
+		var info struct {
+			Siblings []map[string]any `json:"siblings"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&info); err != nil || len(info.Siblings) == 0 {
+			t.Fatalf("%q: %v %+v", tc.query, err, info)
+		}
+		for _, s := range info.Siblings {
+			_, has := s["size"]
+			if has != tc.wantSizes || s["rfilename"] == nil {
+				t.Fatalf("%q: sibling %v (sizes wanted: %v)", tc.query, s, tc.wantSizes)
+			}
+		}
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"path"
 	"regexp"
 	"strconv"
@@ -125,7 +127,9 @@ func (h *Host) vllmModelTasks() []engine.Task {
 	if h.P.VLLM.HFToken != "" {
 		ts = append(ts, h.hfTokenTask())
 	}
-	return append(ts, h.modelDownloadTask(), h.vllmFitTask())
+	// The fit check comes first: a model that cannot fit is refused before gigabytes of
+	// weights are downloaded (the Hub gives the sizes when the model is not on disk yet).
+	return append(ts, h.vllmFitTask(), h.modelDownloadTask())
 }
 
 // tokenDigest is what the guest's token file must hash to (the digest, never the token, is
@@ -282,8 +286,10 @@ func (h *Host) downloadHint(out string) string {
 	return "read the hf output above; the VM must reach huggingface.co"
 }
 
-// vllmFitTask stops before vLLM starts when the weights cannot fit its share of the GPU memory
-// (instead of letting systemd restart a CUDA out-of-memory crash forever).
+// vllmFitTask stops before vLLM starts — and before the download — when the weights cannot fit
+// its share of the GPU memory (instead of letting systemd restart a CUDA out-of-memory crash
+// forever). The sizes come from the downloaded snapshot, or, when the model is not on disk
+// yet, from the Hub (hubWeightBytes).
 func (h *Host) vllmFitTask() engine.Task {
 	v := h.P.VLLM
 	name := "check " + v.Model + " fits vLLM's share of the GPU memory"
@@ -295,7 +301,6 @@ func (h *Host) vllmFitTask() engine.Task {
 			if err != nil {
 				return false, err
 			}
-			snap := ParseModelProbe(f["vllm_model"].Out)
 			memMiB := 0
 			if gs, err := ParseSMICSV(f["smi"].Out); err == nil && len(gs) > 0 {
 				memMiB = gs[0].MemoryMiB
@@ -303,19 +308,62 @@ func (h *Host) vllmFitTask() engine.Task {
 			if memMiB == 0 && h.P.GPU != nil {
 				memMiB = h.P.GPU.MemoryMiB
 			}
-			if memMiB == 0 || !snap.Complete() {
+			weights, from := int64(0), ""
+			if snap := ParseModelProbe(f["vllm_model"].Out); snap.Complete() {
+				weights = snap.WeightBytes()
+			} else if weights = h.hubWeightBytes(ctx); weights > 0 {
+				from = " (sizes from the Hub, before the download)"
+			}
+			if memMiB == 0 || weights == 0 {
 				msg = "not checked: GPU memory or the model's size unknown"
 				return true, nil
 			}
-			fit := CheckFit(snap.WeightBytes(), memMiB, v.GPUMemoryUtilization)
-			msg = fit.Summary()
+			fit := CheckFit(weights, memMiB, v.GPUMemoryUtilization)
+			msg = fit.Summary() + from
 			if !fit.OK {
-				return false, engine.Fail(fmt.Errorf("%s does not fit: %s", v.Model, fit.Summary()), fit.Options(v), "")
+				return false, engine.Fail(fmt.Errorf("%s does not fit: %s%s", v.Model, fit.Summary(), from), fit.Options(v), "")
 			}
 			return true, nil
 		},
 		message: func() string { return msg },
 	}
+}
+
+// hubWeightBytes asks the Hugging Face Hub for the sizes of the model's files — GET
+// /api/models/{id}/revision/{rev}?blobs=true, what huggingface_hub's model_info(...,
+// files_metadata=True) sends (hf_api.py: params["blobs"] = True; without it the siblings carry
+// names only) — and sums the weight files as WeightBytes does. The token, when there is one,
+// reaches curl on stdin as a header (curl -H @-), never on a command line. 0 when the Hub gives
+// no sizes (no network, a gated repo without access): the download then says what is wrong.
+func (h *Host) hubWeightBytes(ctx context.Context) int64 {
+	v := h.P.VLLM
+	rev := v.Revision
+	if rev == "" {
+		rev = "main"
+	}
+	u := "https://huggingface.co/api/models/" + v.Model + "/revision/" + url.PathEscape(rev) + "?blobs=true"
+	cmd := "curl -sf --max-time 30 " + guest.Quote(u)
+	if v.HFToken != "" {
+		cmd = "{ printf 'Authorization: Bearer '; cat " + guest.Quote(hfTokenPath) + "; echo; } | curl -sf --max-time 30 -H @- " + guest.Quote(u)
+	}
+	res, err := h.Root(ctx, cmd)
+	if err != nil {
+		return 0
+	}
+	var info struct {
+		Siblings []struct {
+			Name string `json:"rfilename"`
+			Size int64  `json:"size"`
+		} `json:"siblings"`
+	}
+	if json.Unmarshal([]byte(res.Stdout), &info) != nil {
+		return 0
+	}
+	snap := ModelSnapshot{Files: map[string]int64{}}
+	for _, f := range info.Siblings {
+		snap.Files[f.Name] += f.Size
+	}
+	return snap.WeightBytes()
 }
 
 // vllmOverheadGiB is what vLLM needs beside the weights before any KV cache: activations of
