@@ -300,8 +300,9 @@ type ClientConfig struct {
 	// HostKeyCallback is called during the cryptographic
 	// handshake to validate the server's host key. The client
 	// configuration must supply this callback for the connection
-	// to succeed. The functions InsecureIgnoreHostKey or
-	// FixedHostKey can be used for simplistic host key checks.
+	// to succeed. The function
+	// FixedHostKey can be used for a simplistic host key check (aimachine fork: there is no
+	// InsecureIgnoreHostKey).
 	HostKeyCallback HostKeyCallback
 
 	// BannerCallback is called during the SSH dance to display a custom
@@ -334,15 +335,6 @@ type ClientConfig struct {
 	// request for its first key, sent right after the service request: no "none" request, no
 	// query, no wait for SERVICE_ACCEPT. A refusal falls back to the usual exchange.
 	LeanAuth bool
-}
-
-// InsecureIgnoreHostKey returns a function that can be used for
-// ClientConfig.HostKeyCallback to accept any host key. It should
-// not be used for production code.
-func InsecureIgnoreHostKey() HostKeyCallback {
-	return func(hostname string, remote net.Addr, key PublicKey) error {
-		return nil
-	}
 }
 
 type fixedHostKey struct {

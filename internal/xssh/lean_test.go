@@ -86,7 +86,8 @@ func (l *authLog) get() []string {
 	return slices.Clone(l.entries)
 }
 
-// serverConfig accepts the given keys for user "u".
+// serverConfig accepts the given keys for user "u"; its host key is hostKey (pinned by
+// clientConfig).
 func serverConfig(t *testing.T, log *authLog, accepted ...upstream.PublicKey) *upstream.ServerConfig {
 	t.Helper()
 	cfg := &upstream.ServerConfig{
@@ -100,11 +101,7 @@ func serverConfig(t *testing.T, log *authLog, accepted ...upstream.PublicKey) *u
 		},
 		AuthLogCallback: func(_ upstream.ConnMetadata, method string, err error) { log.add(method, err) },
 	}
-	_, hk, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs, err := upstream.NewSignerFromKey(hk)
+	hs, err := upstream.NewSignerFromKey(hostKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,11 +109,24 @@ func serverConfig(t *testing.T, log *authLog, accepted ...upstream.PublicKey) *u
 	return cfg
 }
 
+// hostKey is the test servers' host key; clients pin it (sshd's too: startSSHD writes it).
+var hostKey = func() ed25519.PrivateKey {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
 func clientConfig(lean bool, signers ...xssh.Signer) *xssh.ClientConfig {
+	pinned, err := xssh.NewPublicKey(hostKey.Public())
+	if err != nil {
+		panic(err)
+	}
 	return &xssh.ClientConfig{
 		User:            "u",
 		Auth:            []xssh.AuthMethod{xssh.PublicKeys(signers...)},
-		HostKeyCallback: xssh.InsecureIgnoreHostKey(), // the tests are about authentication
+		HostKeyCallback: xssh.FixedHostKey(pinned),
 		LeanAuth:        lean,
 	}
 }

@@ -4,8 +4,6 @@ package xssh_test
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/pem"
 	"net"
 	"os"
@@ -96,11 +94,7 @@ func TestLeanAuthAgainstOpenSSH(t *testing.T) {
 func startSSHD(t *testing.T, keys ...upstream.PublicKey) (string, *syncBuffer) {
 	t.Helper()
 	dir := t.TempDir()
-	_, hk, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := upstream.MarshalPrivateKey(hk, "")
+	block, err := upstream.MarshalPrivateKey(hostKey, "") // the key clientConfig pins
 	if err != nil {
 		t.Fatal(err)
 	}

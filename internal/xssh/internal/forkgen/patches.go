@@ -9,8 +9,34 @@ package forkgen
 // request: 3 round trips fewer per handshake. When that key is refused, upstream's exchange
 // carries on from the server's answer (no "none" request: the answer lists the methods) without
 // that key, so a server's MaxAuthTries is never spent faster than upstream spends it. The code
-// that builds the request is in internal/xssh/lean.go (not generated).
+// that builds the request is in internal/xssh/lean.go (not generated). One more patch takes
+// InsecureIgnoreHostKey out: the fork is aimachine's only SSH client, and nothing in it may
+// accept an unpinned host key (its tests pin keys with FixedHostKey).
 var Patches = []Patch{
+	{
+		File: "client.go",
+		Why:  "no InsecureIgnoreHostKey",
+		Old: `// InsecureIgnoreHostKey returns a function that can be used for
+// ClientConfig.HostKeyCallback to accept any host key. It should
+// not be used for production code.
+func InsecureIgnoreHostKey() HostKeyCallback {
+	return func(hostname string, remote net.Addr, key PublicKey) error {
+		return nil
+	}
+}
+
+`,
+		New: ``,
+	},
+	{
+		File: "client.go",
+		Why:  "no InsecureIgnoreHostKey (its mention)",
+		Old: `The functions InsecureIgnoreHostKey or
+	// FixedHostKey can be used for simplistic host key checks.`,
+		New: `The function
+	// FixedHostKey can be used for a simplistic host key check (aimachine fork: there is no
+	// InsecureIgnoreHostKey).`,
+	},
 	{
 		File: "client.go",
 		Why:  "ClientConfig.LeanAuth",
