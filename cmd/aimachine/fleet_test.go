@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,33 +22,7 @@ func onFleet(t *testing.T) *sim.Sim {
 		t.Fatalf("start simulator: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
-	e := s.Info()
-	dir := t.TempDir()
-	kh := filepath.Join(dir, "known_hosts")
-	data, err := os.ReadFile(e.KnownHostsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(kh, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := os.ReadFile("../../catalog/testdata/valid-fleet.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.ReplaceAll(string(cat),
-		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEyBEct9p+/3BQlA0E/FkkGXIOT1/sePYm3vsIcQTqBH aimachine-testdata", e.SSHPublicKey)
-	catPath := filepath.Join(dir, "fleet.yml")
-	if err := os.WriteFile(catPath, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := e.Env()
-	env[envKnownHosts] = kh
-	env[envCatalog] = catPath
-	env[envReports] = filepath.Join(dir, "reports")
-	old := getenv
-	getenv = func(k string) string { return env[k] }
-	t.Cleanup(func() { getenv = old })
+	pointCLIAt(t, s, "../../catalog/testdata/valid-fleet.yaml", "fleet.yml")
 	return s
 }
 

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -53,36 +52,21 @@ func onProxiedSimulator(tb testing.TB) (s *sim.Sim, proxies []*toxic.Proxy) {
 	}
 	tb.Cleanup(jump.Close)
 
-	dir := tb.TempDir()
+	_, kh, env := pointCLIAt(tb, s, testCatalog, "catalog.yml")
 	// The jump host's key, pinned for the proxy's port as well (the tool dials the proxy).
-	kh := filepath.Join(dir, "known_hosts")
-	data, err := os.ReadFile(e.KnownHostsFile)
+	f, err := os.OpenFile(kh, os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	data = append(data, []byte("[127.0.0.1]:"+portOf(jump.Addr)+" "+e.JumpHostKey+"\n")...)
-	if err := os.WriteFile(kh, data, 0o600); err != nil {
-		tb.Fatal(err)
+	_, err = f.WriteString("[127.0.0.1]:" + portOf(jump.Addr) + " " + e.JumpHostKey + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	cat, err := os.ReadFile(testCatalog)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	text := strings.ReplaceAll(string(cat),
-		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEyBEct9p+/3BQlA0E/FkkGXIOT1/sePYm3vsIcQTqBH aimachine-testdata", e.SSHPublicKey)
-	catPath := filepath.Join(dir, "catalog.yml")
-	if err := os.WriteFile(catPath, []byte(text), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	env := e.Env()
 	env[sim.EnvEndpoint] = "https://" + api.Addr + "/"
 	env[sim.EnvJumpHost] = e.JumpUser + "@" + jump.Addr
-	env[envKnownHosts] = kh
-	env[envCatalog] = catPath
-	env[envReports] = filepath.Join(dir, "reports")
-	old := getenv
-	getenv = func(k string) string { return env[k] }
-	tb.Cleanup(func() { getenv = old })
 	return s, []*toxic.Proxy{api, jump}
 }
 

@@ -29,6 +29,16 @@ func onSimulator(t *testing.T) (string, string) {
 		t.Fatalf("start simulator: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
+	catPath, kh, _ := pointCLIAt(t, s, testCatalog, "catalog.yml")
+	return catPath, kh
+}
+
+// pointCLIAt points the CLI's environment at s as `source pvesim.env` would, with a private
+// known_hosts (a copy of the simulator's: it pins the jump host) and a copy of catalogFile
+// carrying the simulator's SSH key as the cloud-init key. It returns the catalog copy, the
+// known_hosts path and the environment the CLI reads (a caller may still change it).
+func pointCLIAt(t testing.TB, s *sim.Sim, catalogFile, name string) (string, string, map[string]string) {
+	t.Helper()
 	e := s.Info()
 	dir := t.TempDir()
 	kh := filepath.Join(dir, "known_hosts")
@@ -39,13 +49,13 @@ func onSimulator(t *testing.T) (string, string) {
 	if err := os.WriteFile(kh, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := os.ReadFile(testCatalog)
+	cat, err := os.ReadFile(catalogFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := strings.ReplaceAll(string(cat),
 		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEyBEct9p+/3BQlA0E/FkkGXIOT1/sePYm3vsIcQTqBH aimachine-testdata", e.SSHPublicKey)
-	catPath := filepath.Join(dir, "catalog.yml")
+	catPath := filepath.Join(dir, name)
 	if err := os.WriteFile(catPath, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +66,7 @@ func onSimulator(t *testing.T) (string, string) {
 	old := getenv
 	getenv = func(k string) string { return env[k] }
 	t.Cleanup(func() { getenv = old })
-	return catPath, kh
+	return catPath, kh, env
 }
 
 // mustMatch validates one JSON document against its documented schema and checks that every
